@@ -1,0 +1,75 @@
+//! Configuration: YAML is parsed into raw serde structs, then validated once into the types
+//! below, which cannot be invalid. Every field is documented in `config/README.md`.
+//!
+//! The raw structs and the validation live in [`raw`]; errors name the field path and the line.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::probe::dns::{Flavor, QueryTypes};
+use crate::probe::{Hop, TargetKey};
+
+pub use raw::ConfigError;
+
+/// The embedded default configuration, used by `hopwatch run` when no `--config` is given.
+/// `agent.rs` adapts it to the machine (in a cluster or not) before use.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.yaml");
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address the HTTP server listens on (`/metrics`, `/healthz`, `/readyz`).
+    pub listen: SocketAddr,
+    /// At most this many probes run at the same time.
+    pub max_concurrency: usize,
+    /// DNS targets, in config order.
+    pub dns: Vec<DnsTarget>,
+}
+
+/// When and for how long a target is probed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// Always below `interval`.
+    pub timeout: Duration,
+    /// Each start is moved by a random amount in `[0, jitter]`. Always below `interval`.
+    pub jitter: Duration,
+}
+
+/// A name looked up the way a pod's stub resolver would.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsTarget {
+    /// The `target` label value: the configured `id`, or the name as written.
+    pub id: String,
+    /// The name to look up, as an application would pass it to getaddrinfo.
+    pub name: String,
+    pub flavor: Flavor,
+    pub qtypes: QueryTypes,
+    /// The resolv.conf whose search list, ndots and options are emulated.
+    pub resolv_conf: PathBuf,
+    /// Send every query to this server instead of the resolv.conf nameservers.
+    pub server: Option<SocketAddr>,
+    pub schedule: Schedule,
+}
+
+impl DnsTarget {
+    pub fn key(&self) -> TargetKey {
+        TargetKey { hop: Hop::Dns, id: self.id.clone() }
+    }
+}
+
+impl Config {
+    /// Parses and validates YAML text. `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        raw::parse(text, origin)
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+}

@@ -1,0 +1,28 @@
+//! hopwatch: a per-node prober for the path a request takes through a Kubernetes cluster,
+//! DNS → load balancer → Ingress → Service (ClusterIP) → Pod, exported to Prometheus.
+//!
+//! # Layout
+//!
+//! Data flows one way: **config → schedule → probe → metrics → server**.
+//!
+//! - [`config`]: YAML is parsed, then validated once into types that cannot be invalid.
+//! - [`probe`]: one file per probe kind. A probe observes and returns plain data ([`probe::Outcome`]);
+//!   it never touches metrics, sleeps or retries (the DNS probe's retries are the emulated resolver's).
+//!   - [`probe::dns`]: resolv.conf parsing and the search-list walk of glibc, musl and Go, query for query.
+//! - [`schedule`]: interval, stagger, jitter, timeout and bounded concurrency; reconciles running
+//!   targets by key when the config changes.
+//! - [`metrics`]: the only module that names a metric.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`reload`]: config reload on SIGHUP and on file change.
+//! - [`agent`]: wires the pieces together and runs until shutdown.
+
+pub mod agent;
+pub mod config;
+pub mod metrics;
+pub mod probe;
+pub mod reload;
+pub mod schedule;
+pub mod server;
+
+/// The version compiled into the binary, exported as `hopwatch_build_info{version}`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,282 @@
+//! The DNS hop: one lookup as a pod's stub resolver makes it, query for query.
+//!
+//! - [`resolv`]: resolv.conf parsed as glibc, musl and Go read it (pure).
+//! - [`plan`]: the search-list candidates and when the walk stops, per flavor (pure).
+//! - [`walk`]: sends and times every wire query of a lookup through a [`walk::Wire`].
+//! - [`wire`]: the real UDP and TCP wire on tokio sockets.
+//!
+//! hickory-resolver is not used: it cannot reproduce a pod's walk (its search semantics are
+//! Go-like, it caches and chases CNAMEs) and it reports no per-query rcode or timing.
+
+pub mod plan;
+pub mod resolv;
+pub mod walk;
+pub mod wire;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Failure;
+
+pub use resolv::ResolvConf;
+
+/// Which stub resolver is emulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flavor {
+    /// glibc's getaddrinfo (Debian, Ubuntu, RHEL, distroless images). The default.
+    Glibc,
+    /// musl 1.2.4 and later (Alpine 3.18 and later).
+    Musl,
+    /// musl before 1.2.4 (Alpine 3.17 and earlier): no TCP fallback on a truncated answer.
+    MuslLegacy,
+    /// Go's pure resolver (static `CGO_ENABLED=0` binaries, most controllers).
+    Go,
+}
+
+impl Flavor {
+    pub const ALL: [Flavor; 4] = [Flavor::Glibc, Flavor::Musl, Flavor::MuslLegacy, Flavor::Go];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Glibc => "glibc",
+            Flavor::Musl => "musl",
+            Flavor::MuslLegacy => "musl-legacy",
+            Flavor::Go => "go",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Flavor> {
+        Flavor::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    pub fn is_musl(self) -> bool {
+        matches!(self, Flavor::Musl | Flavor::MuslLegacy)
+    }
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The record types one search step asks for, as getaddrinfo's address family decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueryTypes {
+    /// AF_INET, `no-aaaa`, or glibc's AI_ADDRCONFIG on an IPv4-only pod.
+    A,
+    /// AF_INET6.
+    Aaaa,
+    /// AF_UNSPEC: A and AAAA (the default).
+    Both,
+}
+
+impl QueryTypes {
+    pub fn types(self) -> &'static [Qtype] {
+        match self {
+            QueryTypes::A => &[Qtype::A],
+            QueryTypes::Aaaa => &[Qtype::Aaaa],
+            QueryTypes::Both => &[Qtype::A, Qtype::Aaaa],
+        }
+    }
+}
+
+/// A query type the walk sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Qtype {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+}
+
+impl Qtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Qtype::A => "A",
+            Qtype::Aaaa => "AAAA",
+        }
+    }
+}
+
+/// Whether the name was looked up as written (through the search list) or as an FQDN with a
+/// trailing dot, the baseline amplification is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Search,
+    Fqdn,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Search => "search",
+            Mode::Fqdn => "fqdn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// What became of one wire query: a reply's rcode, or none. Becomes the `rcode` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueryStatus {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+    /// Any other rcode.
+    Other,
+    /// No reply came before the resolver gave up waiting for it.
+    Timeout,
+    /// The network said the server cannot be reached (ICMP port or host unreachable).
+    Unreachable,
+}
+
+impl QueryStatus {
+    pub const ALL: [QueryStatus; 9] = [
+        QueryStatus::NoError,
+        QueryStatus::FormErr,
+        QueryStatus::ServFail,
+        QueryStatus::NxDomain,
+        QueryStatus::NotImp,
+        QueryStatus::Refused,
+        QueryStatus::Other,
+        QueryStatus::Timeout,
+        QueryStatus::Unreachable,
+    ];
+
+    /// CoreDNS's rcode strings, plus `TIMEOUT` and `UNREACHABLE` when no reply came.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryStatus::NoError => "NOERROR",
+            QueryStatus::FormErr => "FORMERR",
+            QueryStatus::ServFail => "SERVFAIL",
+            QueryStatus::NxDomain => "NXDOMAIN",
+            QueryStatus::NotImp => "NOTIMP",
+            QueryStatus::Refused => "REFUSED",
+            QueryStatus::Other => "OTHER",
+            QueryStatus::Timeout => "TIMEOUT",
+            QueryStatus::Unreachable => "UNREACHABLE",
+        }
+    }
+
+    pub fn from_rcode(rcode: u16) -> QueryStatus {
+        match rcode {
+            0 => QueryStatus::NoError,
+            1 => QueryStatus::FormErr,
+            2 => QueryStatus::ServFail,
+            3 => QueryStatus::NxDomain,
+            4 => QueryStatus::NotImp,
+            5 => QueryStatus::Refused,
+            _ => QueryStatus::Other,
+        }
+    }
+}
+
+impl Serialize for QueryStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One wire query, as sent and as answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryRecord {
+    /// The fully qualified name asked, with its trailing dot.
+    pub qname: String,
+    pub qtype: Qtype,
+    pub transport: Transport,
+    #[serde(skip)]
+    pub server: SocketAddr,
+    #[serde(rename = "rcode")]
+    pub status: QueryStatus,
+    /// Time from sending to the reply, or to giving up on it.
+    #[serde(rename = "duration_seconds", serialize_with = "serialize_seconds")]
+    pub duration: Duration,
+    /// Records in the answer section.
+    #[serde(skip)]
+    pub answers: u16,
+    /// The reply had the TC bit set.
+    #[serde(skip)]
+    pub truncated: bool,
+}
+
+/// One lookup: every query it sent and what the application got back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupReport {
+    pub name: String,
+    pub mode: Mode,
+    pub flavor: Flavor,
+    pub result: Result<(), Failure>,
+    /// Addresses the application would get, in answer order.
+    pub addresses: Vec<IpAddr>,
+    pub duration: Duration,
+    pub queries: Vec<QueryRecord>,
+}
+
+impl LookupReport {
+    /// Wire queries of the given status.
+    pub fn count(&self, status: QueryStatus) -> usize {
+        self.queries.iter().filter(|q| q.status == status).count()
+    }
+}
+
+/// One probe cycle of a DNS target: the lookup as written, then the same name as an FQDN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCycle {
+    pub search: LookupReport,
+    /// `None` when the probe ran out of time before the baseline could run.
+    pub fqdn: Option<LookupReport>,
+}
+
+impl DnsCycle {
+    /// Search-mode wire queries per FQDN-mode wire query; `None` without a baseline.
+    pub fn amplification(&self) -> Option<f64> {
+        let fqdn = self.fqdn.as_ref()?.queries.len();
+        (fqdn > 0).then(|| self.search.queries.len() as f64 / fqdn as f64)
+    }
+}
+
+pub(crate) fn serialize_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// How to look a name up: which resolver to emulate and against which configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupOptions {
+    pub conf: ResolvConf,
+    pub flavor: Flavor,
+    pub qtypes: QueryTypes,
+    /// Send every query here instead of to the resolv.conf nameservers.
+    pub server: Option<SocketAddr>,
+}
+
+/// Looks `name` up as the emulated resolver would, on the real network, giving up at `deadline`.
+pub async fn lookup(name: &str, opts: &LookupOptions, deadline: tokio::time::Instant) -> LookupReport {
+    walk::lookup(&mut wire::NetWire::default(), name, opts, deadline).await
+}
+
+/// One probe cycle of a configured DNS target: the name as written, then as an FQDN.
+pub async fn probe(target: &crate::config::DnsTarget, deadline: tokio::time::Instant) -> super::Outcome {
+    todo!("{target:?} {deadline:?}")
+}

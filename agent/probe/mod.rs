@@ -1,0 +1,124 @@
+//! Probe kinds and the plain data they return.
+//!
+//! Each kind lives in its own file. A probe makes one attempt against one target and reports
+//! what it saw as an [`Outcome`]; the scheduler owns time and `metrics.rs` owns the series.
+
+pub mod dns;
+
+use std::fmt;
+use std::time::Duration;
+
+/// A hop on the request path. Becomes the `hop` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hop {
+    Dns,
+    LoadBalancer,
+    Ingress,
+    Service,
+    Pod,
+}
+
+impl Hop {
+    pub const ALL: [Hop; 5] = [Hop::Dns, Hop::LoadBalancer, Hop::Ingress, Hop::Service, Hop::Pod];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hop::Dns => "dns",
+            Hop::LoadBalancer => "loadbalancer",
+            Hop::Ingress => "ingress",
+            Hop::Service => "service",
+            Hop::Pod => "pod",
+        }
+    }
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies a running target across config reloads: the hop plus the `target` label value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetKey {
+    pub hop: Hop,
+    pub id: String,
+}
+
+impl fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.hop, self.id)
+    }
+}
+
+/// Why a probe failed. A closed set; `as_str` is the `result` label value.
+///
+/// DNS reasons describe the lookup's final answer; connection reasons describe a TCP connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Failure {
+    /// No answer in time: every query of a step timed out, or the probe ran out of time.
+    Timeout,
+    /// The name does not exist (NXDOMAIN on the last step tried).
+    Nxdomain,
+    /// The name exists but has no address of the asked types (NOERROR, no answers).
+    Nodata,
+    /// An answer came back without any address, e.g. a CNAME whose target was not resolved.
+    NoAddress,
+    /// The server answered SERVFAIL.
+    Servfail,
+    /// The server answered REFUSED (DNS) or the connection was refused with a RST (TCP).
+    Refused,
+    /// Another DNS error code (FORMERR, NOTIMP, …) or an unparseable reply.
+    DnsError,
+    /// ICMP unreachable, or no route to the address.
+    Unreachable,
+    /// The local configuration made the probe impossible, e.g. an unreadable resolv.conf.
+    Config,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Nxdomain => "nxdomain",
+            Failure::Nodata => "nodata",
+            Failure::NoAddress => "no_address",
+            Failure::Servfail => "servfail",
+            Failure::Refused => "refused",
+            Failure::DnsError => "dns_error",
+            Failure::Unreachable => "unreachable",
+            Failure::Config => "config_error",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `result` label value of an outcome: `success` or a [`Failure`].
+pub fn result_label(result: &Result<(), Failure>) -> &'static str {
+    match result {
+        Ok(()) => "success",
+        Err(failure) => failure.as_str(),
+    }
+}
+
+/// What one probe attempt observed. Plain data; `metrics.rs` turns it into series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub result: Result<(), Failure>,
+    /// Wall time of the attempt as the user of this hop would feel it.
+    pub duration: Duration,
+    /// What the specific probe kind saw beyond success and duration.
+    pub detail: Detail,
+}
+
+/// Kind-specific observations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    None,
+    Dns(dns::DnsCycle),
+}
