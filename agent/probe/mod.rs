@@ -4,6 +4,7 @@
 //! what it saw as an [`Outcome`]; the scheduler owns time and `metrics.rs` owns the series.
 
 pub mod dns;
+pub mod tcp;
 
 use std::fmt;
 use std::time::Duration;
@@ -19,7 +20,13 @@ pub enum Hop {
 }
 
 impl Hop {
-    pub const ALL: [Hop; 5] = [Hop::Dns, Hop::LoadBalancer, Hop::Ingress, Hop::Service, Hop::Pod];
+    pub const ALL: [Hop; 5] = [
+        Hop::Dns,
+        Hop::LoadBalancer,
+        Hop::Ingress,
+        Hop::Service,
+        Hop::Pod,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,6 +81,12 @@ pub enum Failure {
     Unreachable,
     /// The local configuration made the probe impossible, e.g. an unreadable resolv.conf.
     Config,
+    /// The local kernel forbade the TCP connect (EACCES, EPERM): a `prohibit` route, an ICMPv6
+    /// administratively-prohibited reply, or a policy hook on connect (cgroup BPF, LSM).
+    Prohibited,
+    /// A TCP connect failed for a reason none of the above names, mostly a local shortage
+    /// (EADDRNOTAVAIL: no free source port; EMFILE, ENOBUFS, ENOMEM).
+    ConnectError,
 }
 
 impl Failure {
@@ -88,6 +101,8 @@ impl Failure {
             Failure::DnsError => "dns_error",
             Failure::Unreachable => "unreachable",
             Failure::Config => "config_error",
+            Failure::Prohibited => "prohibited",
+            Failure::ConnectError => "connect_error",
         }
     }
 }
@@ -121,4 +136,33 @@ pub struct Outcome {
 pub enum Detail {
     None,
     Dns(dns::DnsCycle),
+}
+
+/// A configured target of any kind, as the scheduler runs it. One variant per probe kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Dns(crate::config::DnsTarget),
+}
+
+impl Target {
+    /// The key the target is reconciled by across config reloads.
+    pub fn key(&self) -> TargetKey {
+        match self {
+            Target::Dns(target) => target.key(),
+        }
+    }
+
+    /// When and for how long the target is probed.
+    pub fn schedule(&self) -> crate::config::Schedule {
+        match self {
+            Target::Dns(target) => target.schedule,
+        }
+    }
+
+    /// One probe attempt, giving up at `deadline`.
+    pub async fn run(&self, deadline: tokio::time::Instant) -> Outcome {
+        match self {
+            Target::Dns(target) => dns::probe(target, deadline).await,
+        }
+    }
 }

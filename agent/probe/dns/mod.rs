@@ -8,8 +8,16 @@
 //! hickory-resolver is not used: it cannot reproduce a pod's walk (its search semantics are
 //! Go-like, it caches and chases CNAMEs) and it reports no per-query rcode or timing.
 
+mod glibc;
+mod golang;
+mod message;
+mod musl;
 pub mod plan;
 pub mod resolv;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod table;
 pub mod walk;
 pub mod wire;
 
@@ -245,19 +253,27 @@ impl LookupReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsCycle {
     pub search: LookupReport,
-    /// `None` when the probe ran out of time before the baseline could run.
+    /// `None` when the name is already written as an FQDN (the lookup above is its own
+    /// baseline), or when the probe ran out of time before the baseline could run.
     pub fqdn: Option<LookupReport>,
 }
 
 impl DnsCycle {
-    /// Search-mode wire queries per FQDN-mode wire query; `None` without a baseline.
+    /// Search-mode wire queries per FQDN-mode wire query: 1 for a name written as an FQDN,
+    /// `None` when the baseline did not run or sent nothing.
     pub fn amplification(&self) -> Option<f64> {
+        if self.search.name.ends_with('.') {
+            return Some(1.0);
+        }
         let fqdn = self.fqdn.as_ref()?.queries.len();
         (fqdn > 0).then(|| self.search.queries.len() as f64 / fqdn as f64)
     }
 }
 
-pub(crate) fn serialize_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_seconds<S: serde::Serializer>(
+    d: &Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
@@ -272,11 +288,48 @@ pub struct LookupOptions {
 }
 
 /// Looks `name` up as the emulated resolver would, on the real network, giving up at `deadline`.
-pub async fn lookup(name: &str, opts: &LookupOptions, deadline: tokio::time::Instant) -> LookupReport {
-    walk::lookup(&mut wire::NetWire::default(), name, opts, deadline).await
+pub async fn lookup(
+    name: &str,
+    opts: &LookupOptions,
+    deadline: tokio::time::Instant,
+) -> LookupReport {
+    walk::lookup(&wire::NetWire, name, opts, deadline).await
 }
 
 /// One probe cycle of a configured DNS target: the name as written, then as an FQDN.
-pub async fn probe(target: &crate::config::DnsTarget, deadline: tokio::time::Instant) -> super::Outcome {
-    todo!("{target:?} {deadline:?}")
+///
+/// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes. The
+/// probe's duration and result are those of the lookup as written; the FQDN lookup runs after
+/// it, when time is left, as the baseline for the amplification ratio.
+pub async fn probe(
+    target: &crate::config::DnsTarget,
+    deadline: tokio::time::Instant,
+) -> super::Outcome {
+    let Ok(text) = tokio::fs::read_to_string(&target.resolv_conf).await else {
+        return super::Outcome {
+            result: Err(Failure::Config),
+            duration: Duration::ZERO,
+            detail: super::Detail::None,
+        };
+    };
+    let opts = LookupOptions {
+        conf: ResolvConf::parse(&text, target.flavor),
+        flavor: target.flavor,
+        qtypes: target.qtypes,
+        server: target.server,
+    };
+    let mut search = lookup(&target.name, &opts, deadline).await;
+    search.mode = Mode::Search;
+    let fqdn = if target.name.ends_with('.') {
+        None
+    } else if tokio::time::Instant::now() < deadline {
+        Some(lookup(&format!("{}.", target.name), &opts, deadline).await)
+    } else {
+        None
+    };
+    super::Outcome {
+        result: search.result,
+        duration: search.duration,
+        detail: super::Detail::Dns(DnsCycle { search, fqdn }),
+    }
 }

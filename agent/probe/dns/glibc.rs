@@ -1,0 +1,371 @@
+//! How glibc sends one search step (`resolv/res_send.c`).
+//!
+//! A and AAAA go out back to back on one connected UDP socket. Each try waits `timeout`
+//! (shifted and divided for later nameservers); `attempts` rounds go over the nameservers.
+//! SERVFAIL, NOTIMP and REFUSED make glibc ask the next server unless the other reply of the
+//! pair is usable. A truncated reply sends both queries again over one TCP connection. When
+//! one reply of a pair goes missing, glibc switches to `single-request`, then to
+//! `single-request-reopen`, and sends again.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+
+use super::message::{self, Outgoing, Reply};
+use super::plan::StepResult;
+use super::walk::{Ctx, Datagram, Step, Stream, Wire, classify, failed_tries, is_server_error};
+use super::{QueryStatus, Transport};
+
+/// glibc's `options edns0` advertises this payload size (`RESOLV_EDNS_BUFFER_SIZE`).
+const EDNS_PAYLOAD: u16 = 1200;
+
+/// How one try at one server ended.
+enum Try {
+    Replies(Vec<Reply>),
+    Truncated,
+    NoReply,
+    PortClosed,
+}
+
+/// Sends one step: the queries for `qname`, with glibc's retries.
+pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str) -> Step {
+    let Some(queries) = build(ctx, qname) else {
+        return Step {
+            status: Some(QueryStatus::FormErr),
+            ..Step::of(StepResult::Error)
+        };
+    };
+    let servers = rotated(ctx);
+    let mut last_error: Option<Reply> = None;
+    let mut port_closed = false;
+    let mut tcp = ctx.conf.use_vc;
+    for _ in 0..ctx.conf.attempts {
+        for (ns, &server) in servers.iter().enumerate() {
+            let wait = try_wait(ctx.conf.timeout, ns, servers.len());
+            loop {
+                let outcome = if tcp {
+                    tcp_try(ctx, server, &queries, wait).await
+                } else {
+                    udp_try(ctx, server, &queries, wait).await
+                };
+                if ctx.expired {
+                    return Step::of(StepResult::Timeout);
+                }
+                match outcome {
+                    Try::Truncated => tcp = true,
+                    Try::Replies(replies) => {
+                        let usable: Vec<&Reply> =
+                            replies.iter().filter(|r| !is_server_error(r)).collect();
+                        if !usable.is_empty() {
+                            return classify(&usable);
+                        }
+                        last_error = replies.into_iter().last();
+                        break;
+                    }
+                    Try::NoReply => break,
+                    Try::PortClosed => {
+                        port_closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    failed_tries(last_error.as_ref(), port_closed)
+}
+
+fn build<W: Wire>(ctx: &Ctx<'_, W>, qname: &str) -> Option<Vec<Outgoing>> {
+    let edns = ctx.conf.edns0.then_some(EDNS_PAYLOAD);
+    let first = ctx.id();
+    let mut queries = Vec::new();
+    for (i, qtype) in ctx.qtypes.iter().enumerate() {
+        let id = first.wrapping_add(i as u16);
+        queries.push(message::build(id, qname, *qtype, edns, ctx.conf.trust_ad)?);
+    }
+    Some(queries)
+}
+
+/// With `rotate`, each step starts at a random nameserver.
+fn rotated<W: Wire>(ctx: &Ctx<'_, W>) -> Vec<SocketAddr> {
+    let mut servers = ctx.servers.clone();
+    if ctx.conf.rotate && servers.len() > 1 {
+        let offset = rand::random_range(0..servers.len());
+        servers.rotate_left(offset);
+    }
+    servers
+}
+
+/// `retrans << ns`, divided by the server count for all but the first server, at least 1 s.
+fn try_wait(timeout: Duration, ns: usize, count: usize) -> Duration {
+    let mut seconds = timeout.as_secs().checked_shl(ns as u32).unwrap_or(u64::MAX);
+    if ns > 0 {
+        seconds /= count as u64;
+    }
+    Duration::from_secs(seconds.max(1))
+}
+
+async fn udp_try<W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    server: SocketAddr,
+    queries: &[Outgoing],
+    wait: Duration,
+) -> Try {
+    loop {
+        let sequential = ctx.conf.single_request || ctx.sticky_single_request || reopen(ctx);
+        let mut replies = vec![None; queries.len()];
+        let end = if sequential {
+            sequential_pair(ctx, server, queries, &mut replies, wait).await
+        } else {
+            parallel_pair(ctx, server, queries, &mut replies, wait).await
+        };
+        match end {
+            End::Truncated => return Try::Truncated,
+            End::PortClosed => return Try::PortClosed,
+            End::Answered => return Try::Replies(replies.into_iter().flatten().collect()),
+            End::Waited => {}
+        }
+        if ctx.expired || replies.iter().all(Option::is_none) {
+            return Try::NoReply;
+        }
+        // One reply of the pair went missing: glibc blames the network and retries the same
+        // server one query at a time, then with a new socket for each query.
+        if !ctx.sticky_single_request {
+            ctx.sticky_single_request = true;
+        } else if !ctx.sticky_single_request_reopen {
+            ctx.sticky_single_request_reopen = true;
+        } else {
+            return Try::Replies(replies.into_iter().flatten().collect());
+        }
+    }
+}
+
+fn reopen<W: Wire>(ctx: &Ctx<'_, W>) -> bool {
+    ctx.conf.single_request_reopen || ctx.sticky_single_request_reopen
+}
+
+/// How waiting for replies ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Answered,
+    Truncated,
+    PortClosed,
+    Waited,
+}
+
+/// Sends every query at once on one socket and waits for all replies.
+async fn parallel_pair<W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    server: SocketAddr,
+    queries: &[Outgoing],
+    replies: &mut [Option<Reply>],
+    wait: Duration,
+) -> End {
+    let Ok(socket) = ctx.wire.udp(Some(server)).await else {
+        return End::Waited;
+    };
+    let sent: Vec<usize> = queries
+        .iter()
+        .map(|q| ctx.log.sent(q, Transport::Udp, server))
+        .collect();
+    for query in queries {
+        if socket.send_to(&query.bytes, server).await.is_err() {
+            close(ctx, &sent, QueryStatus::Unreachable);
+            return End::PortClosed;
+        }
+    }
+    let until = ctx.bound(Instant::now() + wait);
+    let end = receive(ctx, &socket, server, queries, replies, until).await;
+    close(
+        ctx,
+        &sent,
+        if end == End::PortClosed {
+            QueryStatus::Unreachable
+        } else {
+            QueryStatus::Timeout
+        },
+    );
+    end
+}
+
+/// Sends one query, waits for its reply, then sends the next (`single-request`), on a new
+/// socket each time with `single-request-reopen`.
+async fn sequential_pair<W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    server: SocketAddr,
+    queries: &[Outgoing],
+    replies: &mut [Option<Reply>],
+    wait: Duration,
+) -> End {
+    let until = ctx.bound(Instant::now() + wait);
+    let mut socket = None;
+    for i in 0..queries.len() {
+        if socket.is_none() || reopen(ctx) {
+            socket = ctx.wire.udp(Some(server)).await.ok();
+        }
+        let Some(sock) = socket.as_ref() else {
+            return End::Waited;
+        };
+        let sent = [ctx.log.sent(&queries[i], Transport::Udp, server)];
+        let end = match sock.send_to(&queries[i].bytes, server).await {
+            Ok(()) => {
+                receive(
+                    ctx,
+                    sock,
+                    server,
+                    &queries[i..=i],
+                    &mut replies[i..=i],
+                    until,
+                )
+                .await
+            }
+            Err(_) => End::PortClosed,
+        };
+        close(
+            ctx,
+            &sent,
+            if end == End::PortClosed {
+                QueryStatus::Unreachable
+            } else {
+                QueryStatus::Timeout
+            },
+        );
+        if end != End::Answered {
+            return end;
+        }
+    }
+    End::Answered
+}
+
+/// Waits until every query has its reply, a reply is truncated, the port is found closed, or
+/// `until`. Replies are matched by ID and question, as `res_queriesmatch` does.
+async fn receive<D: Datagram, W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    socket: &D,
+    server: SocketAddr,
+    queries: &[Outgoing],
+    replies: &mut [Option<Reply>],
+    until: Instant,
+) -> End {
+    while replies.iter().any(Option::is_none) {
+        let bytes = match timeout_at(until, socket.recv_from()).await {
+            Err(_) => {
+                ctx.check_deadline();
+                return End::Waited;
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return End::PortClosed;
+            }
+            Ok(Err(_)) => continue,
+            Ok(Ok((bytes, _))) => bytes,
+        };
+        let Some(reply) = message::parse(&bytes) else {
+            continue;
+        };
+        let Some(i) = queries.iter().position(|q| reply.matches(q, true)) else {
+            continue;
+        };
+        if replies[i].is_some() || ctx.log.answered(&reply, server, Transport::Udp).is_none() {
+            continue;
+        }
+        let truncated = reply.truncated;
+        replies[i] = Some(reply);
+        if truncated {
+            linger(ctx, socket, server, queries, replies, until).await;
+            return End::Truncated;
+        }
+    }
+    End::Answered
+}
+
+/// After a truncated reply glibc goes to TCP at once. Replies to the pair's other query that
+/// are already on their way are still recorded for one more round trip; the wait is bounded
+/// so the emulated timing stays glibc's.
+async fn linger<D: Datagram, W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    socket: &D,
+    server: SocketAddr,
+    queries: &[Outgoing],
+    replies: &mut [Option<Reply>],
+    until: Instant,
+) {
+    let grace = ctx.bound(until.min(Instant::now() + LINGER));
+    while replies.iter().any(Option::is_none) {
+        let Ok(Ok((bytes, _))) = timeout_at(grace, socket.recv_from()).await else {
+            return;
+        };
+        let Some(reply) = message::parse(&bytes) else {
+            continue;
+        };
+        if let Some(i) = queries.iter().position(|q| reply.matches(q, true))
+            && replies[i].is_none()
+            && ctx.log.answered(&reply, server, Transport::Udp).is_some()
+        {
+            replies[i] = Some(reply);
+        }
+    }
+}
+
+/// How long replies still in flight after a truncated one are recorded.
+const LINGER: Duration = Duration::from_millis(2);
+
+fn close<W: Wire>(ctx: &mut Ctx<'_, W>, sent: &[usize], status: QueryStatus) {
+    for &index in sent {
+        ctx.log.close(index, status);
+    }
+}
+
+/// Sends every query over one TCP connection, one after the other (`send_vc`).
+async fn tcp_try<W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    server: SocketAddr,
+    queries: &[Outgoing],
+    wait: Duration,
+) -> Try {
+    let until = ctx.bound(Instant::now() + wait);
+    let mut conn = match timeout_at(until, ctx.wire.tcp(server)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Try::PortClosed,
+        _ => {
+            ctx.check_deadline();
+            return Try::NoReply;
+        }
+    };
+    let mut replies = Vec::new();
+    for query in queries {
+        let index = ctx.log.sent(query, Transport::Tcp, server);
+        let reply = match conn.send(&query.bytes).await {
+            Ok(()) => read_reply(&mut conn, query, until).await,
+            Err(_) => None,
+        };
+        match reply {
+            Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => {
+                replies.push(reply)
+            }
+            _ => {
+                ctx.log.close(index, QueryStatus::Timeout);
+                ctx.check_deadline();
+                break;
+            }
+        }
+    }
+    if replies.is_empty() {
+        Try::NoReply
+    } else {
+        Try::Replies(replies)
+    }
+}
+
+/// Reads messages until the one answering `query` arrives, or `until`.
+pub(super) async fn read_reply<S: Stream>(
+    conn: &mut S,
+    query: &Outgoing,
+    until: Instant,
+) -> Option<Reply> {
+    loop {
+        let bytes = timeout_at(until, conn.recv()).await.ok()?.ok()?;
+        if let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query, true)) {
+            return Some(reply);
+        }
+    }
+}

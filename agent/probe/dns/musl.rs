@@ -1,0 +1,218 @@
+//! How musl sends one search step (`src/network/res_msend.c`, `__res_msend_rc`).
+//!
+//! musl has one time budget per step, `timeout`. Every query goes to every nameserver at once
+//! from one unconnected socket (so ICMP errors are never seen), and unanswered queries are
+//! sent again every `timeout / attempts`. Only NOERROR and NXDOMAIN replies are accepted: a
+//! SERVFAIL is re-sent at once (at most twice per query per interval) and any other rcode is
+//! ignored, so both end in waiting out the budget. musl 1.2.4 added TCP for truncated replies;
+//! earlier versions take the truncated reply as it is.
+
+use std::net::SocketAddr;
+
+use tokio::time::{Instant, timeout_at};
+
+use super::message::{self, Outgoing, Reply};
+use super::plan::StepResult;
+use super::walk::{Ctx, Datagram, Step, Stream, Wire};
+use super::{QueryStatus, Transport};
+
+/// Sends one step: the queries for `qname`, with musl's retransmissions.
+pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str, tcp_fallback: bool) -> Step {
+    let Some(queries) = build(ctx, qname) else {
+        // musl skips a name it cannot encode and goes on with the search.
+        return Step::of(StepResult::NxDomain);
+    };
+    let servers = same_family(&ctx.servers);
+    let Ok(socket) = ctx.wire.udp(None).await else {
+        return Step::of(StepResult::Timeout);
+    };
+    let mut state = State {
+        answers: vec![None; queries.len()],
+        errors: vec![None; queries.len()],
+        servfail_retry: 0,
+    };
+    let start = Instant::now();
+    let end = ctx.bound(start + ctx.conf.timeout);
+    let interval = ctx.conf.timeout / u32::from(ctx.conf.attempts.max(1));
+    let mut last_send: Option<Instant> = None;
+    while state.answers.iter().any(Option::is_none) {
+        let now = Instant::now();
+        if now >= end {
+            ctx.check_deadline();
+            break;
+        }
+        if last_send.is_none_or(|t| now - t >= interval) {
+            send_unanswered(ctx, &socket, &servers, &queries, &state).await;
+            last_send = Some(now);
+            state.servfail_retry = 2 * queries.len();
+        }
+        let wake = end.min(last_send.unwrap_or(now) + interval);
+        let Ok(Ok((bytes, from))) = timeout_at(wake, socket.recv_from()).await else {
+            continue;
+        };
+        if servers.contains(&from) {
+            take(
+                ctx,
+                &socket,
+                from,
+                &queries,
+                &mut state,
+                &bytes,
+                tcp_fallback,
+                end,
+            )
+            .await;
+        }
+    }
+    ctx.log.give_up_all();
+    result(&state)
+}
+
+struct State {
+    answers: Vec<Option<Reply>>,
+    /// The last error rcode seen per query, for naming the failure.
+    errors: Vec<Option<QueryStatus>>,
+    servfail_retry: usize,
+}
+
+fn build<W: Wire>(ctx: &Ctx<'_, W>, qname: &str) -> Option<Vec<Outgoing>> {
+    let first = ctx.id();
+    ctx.qtypes
+        .iter()
+        .enumerate()
+        .map(|(i, qtype)| message::build(first.wrapping_add(i as u16), qname, *qtype, None, false))
+        .collect()
+}
+
+/// One socket serves one address family; musl maps IPv4 servers into an IPv6 socket, which
+/// is not emulated: servers of the other family than the first are left out.
+fn same_family(servers: &[SocketAddr]) -> Vec<SocketAddr> {
+    let v6 = servers.first().is_some_and(SocketAddr::is_ipv6);
+    servers
+        .iter()
+        .copied()
+        .filter(|s| s.is_ipv6() == v6)
+        .collect()
+}
+
+async fn send_unanswered<D: Datagram, W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    socket: &D,
+    servers: &[SocketAddr],
+    queries: &[Outgoing],
+    state: &State,
+) {
+    for (query, _) in queries
+        .iter()
+        .zip(&state.answers)
+        .filter(|(_, a)| a.is_none())
+    {
+        for &server in servers {
+            ctx.log.sent(query, Transport::Udp, server);
+            let _ = socket.send_to(&query.bytes, server).await;
+        }
+    }
+}
+
+/// Handles one datagram from a nameserver. musl matches replies by ID alone.
+#[allow(clippy::too_many_arguments)]
+async fn take<D: Datagram, W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    socket: &D,
+    from: SocketAddr,
+    queries: &[Outgoing],
+    state: &mut State,
+    bytes: &[u8],
+    tcp_fallback: bool,
+    end: Instant,
+) {
+    let Some(reply) = message::parse(bytes) else {
+        return;
+    };
+    let Some(i) = queries.iter().position(|q| reply.matches(q, false)) else {
+        return;
+    };
+    if ctx.log.answered(&reply, from, Transport::Udp).is_none() || state.answers[i].is_some() {
+        return;
+    }
+    match reply.status {
+        QueryStatus::NoError | QueryStatus::NxDomain if reply.truncated && tcp_fallback => {
+            state.answers[i] = over_tcp(ctx, from, &queries[i], end).await;
+        }
+        QueryStatus::NoError | QueryStatus::NxDomain => state.answers[i] = Some(reply),
+        QueryStatus::ServFail => {
+            state.errors[i] = Some(reply.status);
+            if state.servfail_retry > 0 {
+                state.servfail_retry -= 1;
+                ctx.log.sent(&queries[i], Transport::Udp, from);
+                let _ = socket.send_to(&queries[i].bytes, from).await;
+            }
+        }
+        other => state.errors[i] = Some(other),
+    }
+}
+
+async fn over_tcp<W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    server: SocketAddr,
+    query: &Outgoing,
+    end: Instant,
+) -> Option<Reply> {
+    let mut conn = timeout_at(end, ctx.wire.tcp(server)).await.ok()?.ok()?;
+    let index = ctx.log.sent(query, Transport::Tcp, server);
+    conn.send(&query.bytes).await.ok()?;
+    let reply = super::glibc::read_reply(&mut conn, query, end).await;
+    match reply {
+        Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => Some(reply),
+        _ => {
+            ctx.log.close(index, QueryStatus::Timeout);
+            None
+        }
+    }
+}
+
+/// `name_from_dns`: in query order, no reply or SERVFAIL fails the lookup (EAI_AGAIN),
+/// NXDOMAIN goes on with the search, any other rcode fails; then addresses, or NODATA.
+fn result(state: &State) -> Step {
+    for (answer, error) in state.answers.iter().zip(&state.errors) {
+        match answer.as_ref().map(|a| a.status) {
+            None => {
+                let result = match error {
+                    Some(QueryStatus::ServFail) => StepResult::ServFail,
+                    Some(_) => StepResult::Error,
+                    None => StepResult::Timeout,
+                };
+                return Step {
+                    result,
+                    addresses: Vec::new(),
+                    status: *error,
+                };
+            }
+            Some(QueryStatus::NxDomain) => return Step::of(StepResult::NxDomain),
+            Some(QueryStatus::NoError) => {}
+            Some(status) => {
+                return Step {
+                    status: Some(status),
+                    ..Step::of(StepResult::Error)
+                };
+            }
+        }
+    }
+    let replies: Vec<&Reply> = state.answers.iter().flatten().collect();
+    let addresses: Vec<_> = replies
+        .iter()
+        .flat_map(|r| r.addresses.iter().copied())
+        .collect();
+    let result = if !addresses.is_empty() || replies.iter().any(|r| r.has_answer()) {
+        StepResult::Answer {
+            addresses: !addresses.is_empty(),
+        }
+    } else {
+        StepResult::NoData
+    };
+    Step {
+        result,
+        addresses,
+        status: None,
+    }
+}
