@@ -1,9 +1,17 @@
 //! Configuration: YAML is parsed into raw serde structs, then validated once into the types
 //! below, which cannot be invalid. Every field is documented in `config/README.md`.
 //!
-//! The raw structs and the validation live in [`raw`]; errors name the field path and the line.
+//! - `raw`: the serde structs the YAML is read into, and [`ConfigError`].
+//! - `validate`: raw structs → [`Config`], defaults applied and cross-field rules checked.
+//! - `fields`: pure checks of single values (names, addresses, durations).
+//! - `locate`: the field path of a serde-saphyr error, which only knows the line.
+//!
+//! Errors name the file, line, column and field path; the first problem found is reported.
 
+mod fields;
+mod locate;
 mod raw;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,18 +1,165 @@
-//! Raw config structs and validation.
-use std::path::Path;
-use super::Config;
+//! The config file as serde reads it, and the error a config that cannot be used gives.
+//!
+//! Parsing is two steps: serde-saphyr reads the YAML into the raw structs below (shape, types,
+//! unknown fields), then [`super::validate`] checks values and turns them into [`Config`].
+//! Every leaf is a [`Spanned`] so that a value that parses but is invalid still has its line.
 
-/// A config that cannot be used, with the field path and line where known.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::{Config, locate, validate};
+
+/// A config that cannot be used: where (file, line, column, field path) and why.
+///
+/// `Display` gives the one-line form `file:line:column: path: message`, for example
+/// `config.yaml:12:7: dns[1].timeout_seconds: 40 must be below interval_seconds (30)`.
+/// Parts that are not known (no line for an unreadable file, no path for a YAML syntax
+/// error) are left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name, or whatever the caller passed as origin.
+    pub origin: String,
+    /// 1-based line of the offending value, key or syntax error.
+    pub line: Option<u64>,
+    /// 1-based column, in characters.
+    pub column: Option<u64>,
+    /// The field, like `dns[1].timeout_seconds`; empty when the error is not about one field.
+    pub path: String,
+    /// What is wrong, in one line.
+    pub message: String,
+}
 
 impl ConfigError {
+    /// The file at `path` could not be read.
     pub fn io(path: &Path, err: &std::io::Error) -> ConfigError {
-        ConfigError(format!("{}: {err}", path.display()))
+        ConfigError {
+            origin: path.display().to_string(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: format!("cannot read the file: {err}"),
+        }
+    }
+
+    fn new(origin: &str, problem: Problem) -> ConfigError {
+        let known = problem.at.filter(|at| at.line() > 0);
+        ConfigError {
+            origin: origin.to_string(),
+            line: known.map(|at| at.line()),
+            column: known.map(|at| at.column()),
+            path: problem.path,
+            message: problem.message,
+        }
     }
 }
 
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(column) = self.column {
+            write!(f, ":{column}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A [`ConfigError`] before it knows which file it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Problem {
+    pub at: Option<Location>,
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(
+        at: Option<Location>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            at,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A value with the place in the file it came from.
+pub(super) type S<T> = Spanned<T>;
+
+/// The whole file. Every field is optional: an empty file means all defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub listen: Option<S<String>>,
+    pub max_concurrency: Option<S<i64>>,
+    pub defaults: Option<RawDefaults>,
+    pub dns: Option<Vec<RawDnsTarget>>,
+}
+
+/// Settings every target inherits unless it sets its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaults {
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
+    pub dns: Option<RawDnsDefaults>,
+}
+
+/// Defaults of the DNS-specific settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDnsDefaults {
+    pub flavor: Option<S<String>>,
+    pub qtypes: Option<S<Vec<S<String>>>>,
+    pub resolv_conf: Option<S<String>>,
+}
+
+/// One entry of `dns:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDnsTarget {
+    pub name: S<String>,
+    pub id: Option<S<String>>,
+    pub server: Option<S<String>>,
+    pub flavor: Option<S<String>>,
+    pub qtypes: Option<S<Vec<S<String>>>>,
+    pub resolv_conf: Option<S<String>>,
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
+}
+
+/// Parses and validates YAML text; `origin` names the file in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    todo!("{text} {origin}")
+    // serde-saphyr skips a byte order mark but counts it in offsets; drop it so that the
+    // offsets `locate` slices `text` with stay right.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let raw = read(text).map_err(|problem| ConfigError::new(origin, problem))?;
+    validate::config(raw).map_err(|problem| ConfigError::new(origin, problem))
+}
+
+/// The YAML step: shape, types and field names.
+fn read(text: &str) -> Result<RawConfig, Problem> {
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        emit_comments: false,
+    };
+    match serde_saphyr::from_str_with_options::<Option<RawConfig>>(text, options) {
+        Ok(raw) => Ok(raw.unwrap_or_default()),
+        Err(err) => Err(locate::problem(text, &err)),
+    }
 }

@@ -1,0 +1,490 @@
+//! Configuration loading: the shipped examples validate, every invalid fixture fails with
+//! its exact message, and defaults and overrides land where they should.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hopwatch::config::{Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, Schedule};
+use hopwatch::probe::dns::{Flavor, QueryTypes};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn fixture(name: &str) -> String {
+    let path = repo("tests/fixtures/config").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Parses a fixture with its file name as origin, so that messages do not carry a checkout path.
+fn parse_fixture(name: &str) -> Result<Config, ConfigError> {
+    Config::parse(&fixture(name), name)
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn schedule(interval: f64, timeout: f64, jitter: f64) -> Schedule {
+    Schedule {
+        interval: secs(interval),
+        timeout: secs(timeout),
+        jitter: secs(jitter),
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Each invalid fixture and the exact error it must give.
+const INVALID: &[(&str, &str)] = &[
+    (
+        "invalid-unknown-top-level-field.yaml",
+        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`",
+    ),
+    (
+        "invalid-unknown-nested-field.yaml",
+        "invalid-unknown-nested-field.yaml:4:5: defaults.dns: unknown field `flavour`, expected one of `flavor`, `qtypes`, `resolv_conf`",
+    ),
+    (
+        "invalid-unknown-target-field.yaml",
+        "invalid-unknown-target-field.yaml:5:5: dns[1]: unknown field `ndots`, expected one of `name`, `id`, `server`, `flavor`, `qtypes`, `resolv_conf`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+    ),
+    (
+        "invalid-wrong-type-interval.yaml",
+        "invalid-wrong-type-interval.yaml:2:21: defaults.interval_seconds: expected a number of seconds, found `thirty`",
+    ),
+    (
+        "invalid-wrong-type-dns.yaml",
+        "invalid-wrong-type-dns.yaml:3:3: dns: expected a list of DNS targets, found a mapping",
+    ),
+    (
+        "invalid-wrong-type-qtypes.yaml",
+        "invalid-wrong-type-qtypes.yaml:3:13: dns[0].qtypes: expected a list of record types such as `[A, AAAA]`, found `AAAA`",
+    ),
+    (
+        "invalid-wrong-type-target.yaml",
+        "invalid-wrong-type-target.yaml:2:5: dns[0]: expected a mapping with at least `name`, found `example.com`",
+    ),
+    (
+        "invalid-top-level-list.yaml",
+        "invalid-top-level-list.yaml:1:1: expected a mapping of settings, found a list",
+    ),
+    (
+        "invalid-timeout-defaults.yaml",
+        "invalid-timeout-defaults.yaml:3:20: defaults.timeout_seconds: 40 must be below interval_seconds (30, the default)",
+    ),
+    (
+        "invalid-timeout-inherited.yaml",
+        "invalid-timeout-inherited.yaml:6:23: dns[0].interval_seconds: 10 must be above timeout_seconds (25, from defaults.timeout_seconds)",
+    ),
+    (
+        "invalid-timeout-target.yaml",
+        "invalid-timeout-target.yaml:5:22: dns[1].timeout_seconds: 40 must be below interval_seconds (30)",
+    ),
+    (
+        "invalid-timeout-equal-interval.yaml",
+        "invalid-timeout-equal-interval.yaml:4:22: dns[0].timeout_seconds: 5 must be below interval_seconds (5)",
+    ),
+    (
+        "invalid-timeout-zero.yaml",
+        "invalid-timeout-zero.yaml:2:20: defaults.timeout_seconds: 0 must be at least 0.001",
+    ),
+    (
+        "invalid-jitter-target.yaml",
+        "invalid-jitter-target.yaml:4:21: dns[0].jitter_seconds: 0.5 must be below interval_seconds (0.5)",
+    ),
+    (
+        "invalid-jitter-inherited.yaml",
+        "invalid-jitter-inherited.yaml:5:23: dns[0].interval_seconds: 0.5 must be above jitter_seconds (1, from defaults.jitter_seconds)",
+    ),
+    (
+        "invalid-jitter-negative.yaml",
+        "invalid-jitter-negative.yaml:2:19: defaults.jitter_seconds: -1 must be at least 0",
+    ),
+    (
+        "invalid-interval-zero.yaml",
+        "invalid-interval-zero.yaml:3:23: dns[0].interval_seconds: 0 must be between 0.001 and 86400",
+    ),
+    (
+        "invalid-interval-negative.yaml",
+        "invalid-interval-negative.yaml:2:21: defaults.interval_seconds: -30 must be between 0.001 and 86400",
+    ),
+    (
+        "invalid-interval-too-long.yaml",
+        "invalid-interval-too-long.yaml:2:21: defaults.interval_seconds: 86401 must be between 0.001 and 86400",
+    ),
+    (
+        "invalid-interval-nan.yaml",
+        "invalid-interval-nan.yaml:2:21: defaults.interval_seconds: NaN must be between 0.001 and 86400",
+    ),
+    (
+        "invalid-flavor.yaml",
+        "invalid-flavor.yaml:3:13: dns[0].flavor: unknown flavor `alpine`, expected one of `glibc`, `musl`, `musl-legacy`, `go`",
+    ),
+    (
+        "invalid-qtypes-empty.yaml",
+        "invalid-qtypes-empty.yaml:3:13: defaults.dns.qtypes: must list at least one of `A`, `AAAA`",
+    ),
+    (
+        "invalid-qtypes-duplicate.yaml",
+        "invalid-qtypes-duplicate.yaml:3:23: dns[0].qtypes[2]: duplicate record type `A`",
+    ),
+    (
+        "invalid-qtypes-unknown.yaml",
+        "invalid-qtypes-unknown.yaml:3:17: dns[0].qtypes[1]: unknown record type `MX`, expected `A` or `AAAA`",
+    ),
+    (
+        "invalid-duplicate-id.yaml",
+        "invalid-duplicate-id.yaml:5:9: dns[1].id: duplicate id `web`, dns[0] has it too",
+    ),
+    (
+        "invalid-duplicate-name.yaml",
+        "invalid-duplicate-name.yaml:4:11: dns[1].name: duplicate id `example.com` (the name, as no `id` is set), dns[0] has it too; set `id` to tell them apart",
+    ),
+    (
+        "invalid-missing-name.yaml",
+        "invalid-missing-name.yaml:3:5: dns[1]: missing field `name`",
+    ),
+    (
+        "invalid-name-null.yaml",
+        "invalid-name-null.yaml:2:9: dns[0].name: expected a DNS name, found null",
+    ),
+    (
+        "invalid-name-label-too-long.yaml",
+        "invalid-name-label-too-long.yaml:2:11: dns[0].name: label `a-label-of-sixty-four-characters-is-one-more-than-dns-allows-xyz` is 64 characters long, at most 63 are allowed",
+    ),
+    (
+        "invalid-name-bad-char.yaml",
+        "invalid-name-bad-char.yaml:2:11: dns[0].name: `exa mple.com` contains ` `; labels allow letters, digits, `-` and `_`",
+    ),
+    (
+        "invalid-name-empty-label.yaml",
+        "invalid-name-empty-label.yaml:2:11: dns[0].name: `example..com` has an empty label",
+    ),
+    (
+        "invalid-name-too-long.yaml",
+        "invalid-name-too-long.yaml:2:11: dns[0].name: name is 255 characters long, at most 253 are allowed",
+    ),
+    (
+        "invalid-id-whitespace.yaml",
+        "invalid-id-whitespace.yaml:3:9: dns[0].id: `example com` contains whitespace or a control character",
+    ),
+    (
+        "invalid-server.yaml",
+        "invalid-server.yaml:3:13: dns[0].server: `10.96.0.300` is not an IP address, `IP:PORT` or `[IPv6]:PORT`",
+    ),
+    (
+        "invalid-server-port-zero.yaml",
+        "invalid-server-port-zero.yaml:3:13: dns[0].server: `10.96.0.10:0`: port 0 cannot be sent to",
+    ),
+    (
+        "invalid-listen.yaml",
+        "invalid-listen.yaml:1:9: listen: `localhost:9808` is not an address and port such as `0.0.0.0:9808` or `[::]:9808`",
+    ),
+    (
+        "invalid-max-concurrency-zero.yaml",
+        "invalid-max-concurrency-zero.yaml:1:18: max_concurrency: 0 must be between 1 and 10000",
+    ),
+    (
+        "invalid-max-concurrency-too-big.yaml",
+        "invalid-max-concurrency-too-big.yaml:1:18: max_concurrency: 100000 must be between 1 and 10000",
+    ),
+    (
+        "invalid-max-concurrency-float.yaml",
+        "invalid-max-concurrency-float.yaml:1:18: max_concurrency: expected a whole number from 1 to 10000, found `2.5`",
+    ),
+    (
+        "invalid-resolv-conf-empty.yaml",
+        "invalid-resolv-conf-empty.yaml:3:18: defaults.dns.resolv_conf: must not be empty",
+    ),
+    (
+        "invalid-syntax.yaml",
+        "invalid-syntax.yaml:4:4: while parsing a block collection, did not find expected '-' indicator",
+    ),
+    (
+        "invalid-tab-indent.yaml",
+        "invalid-tab-indent.yaml:2:2: tabs disallowed within this context (block indentation)",
+    ),
+    (
+        "invalid-duplicate-key.yaml",
+        "invalid-duplicate-key.yaml:3:1: duplicate key `listen`",
+    ),
+    (
+        "invalid-multiple-documents.yaml",
+        "invalid-multiple-documents.yaml:3:1: only single YAML document expected but multiple found",
+    ),
+];
+
+#[test]
+fn every_invalid_fixture_gives_its_exact_message() {
+    let mut wrong = Vec::new();
+    for (name, want) in INVALID {
+        match parse_fixture(name) {
+            Ok(config) => wrong.push(format!("{name}: parsed, but must fail: {config:?}")),
+            Err(err) if err.to_string() != *want => {
+                wrong.push(format!("{name}:\n   got: {err}\n  want: {want}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_invalid_fixture_is_in_the_table() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(repo("tests/fixtures/config"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("invalid-"))
+        .collect();
+    let listed: BTreeSet<String> = INVALID.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(on_disk, listed, "fixtures on disk and in INVALID differ");
+}
+
+#[test]
+fn errors_carry_their_parts() {
+    let err = parse_fixture("invalid-timeout-target.yaml").unwrap_err();
+    assert_eq!(err.origin, "invalid-timeout-target.yaml");
+    assert_eq!((err.line, err.column), (Some(5), Some(22)));
+    assert_eq!(err.path, "dns[1].timeout_seconds");
+    assert_eq!(err.message, "40 must be below interval_seconds (30)");
+}
+
+#[test]
+fn shipped_examples_validate() {
+    let dir = repo("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!config.dns.is_empty(), "{}: no DNS targets", path.display());
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 3,
+        "expected default.yaml, daemonset.yaml and standalone.yaml in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn embedded_default_is_the_out_of_cluster_config() {
+    let config = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+    assert_eq!(config, Config::load(&repo("config/default.yaml")).unwrap());
+    assert_eq!(config.listen, addr("0.0.0.0:9808"));
+    assert_eq!(config.max_concurrency, 64);
+    let names: Vec<&str> = config.dns.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["example.com", "kubernetes.io"]);
+    for t in &config.dns {
+        assert_eq!(t.id, t.name);
+        assert_eq!(t.flavor, Flavor::Glibc);
+        assert_eq!(t.qtypes, QueryTypes::Both);
+        assert_eq!(t.resolv_conf, Path::new("/etc/resolv.conf"));
+        assert_eq!(t.server, None);
+        assert_eq!(t.schedule, schedule(30.0, 25.0, 1.0));
+    }
+}
+
+#[test]
+fn daemonset_example_covers_the_flavors_and_a_server() {
+    let config = Config::load(&repo("config/daemonset.yaml")).unwrap();
+    let flavors: BTreeSet<Flavor> = config.dns.iter().map(|t| t.flavor).collect();
+    assert!(
+        flavors.is_superset(&[Flavor::Glibc, Flavor::Musl, Flavor::Go].into()),
+        "{flavors:?}"
+    );
+    assert!(
+        config
+            .dns
+            .iter()
+            .any(|t| t.server == Some(addr("10.96.0.10:53")))
+    );
+    for name in [
+        "kubernetes.default",
+        "kube-dns.kube-system.svc.cluster.local",
+        "api.stripe.com",
+    ] {
+        assert!(config.dns.iter().any(|t| t.name == name), "{name} missing");
+    }
+}
+
+#[test]
+fn an_empty_document_means_all_defaults() {
+    let want = Config {
+        listen: addr("0.0.0.0:9808"),
+        max_concurrency: 64,
+        dns: vec![],
+    };
+    for text in [
+        "",
+        "\n",
+        "# nothing but a comment\n",
+        "---\n",
+        "~\n",
+        "\u{feff}",
+        "dns: []\n",
+        "defaults: {}\n",
+    ] {
+        assert_eq!(
+            Config::parse(text, "empty.yaml"),
+            Ok(want.clone()),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn defaults_apply_and_overrides_win() {
+    let config = parse_fixture("valid-overrides.yaml").unwrap();
+    assert_eq!(config.listen, addr("127.0.0.1:9100"));
+    assert_eq!(config.max_concurrency, 16);
+    let inherited = DnsTarget {
+        id: "kubernetes.default".into(),
+        name: "kubernetes.default".into(),
+        flavor: Flavor::Musl,
+        qtypes: QueryTypes::Aaaa,
+        resolv_conf: "/run/hopwatch/resolv.conf".into(),
+        server: None,
+        schedule: schedule(20.0, 5.0, 0.5),
+    };
+    let overridden = DnsTarget {
+        id: "example-fqdn".into(),
+        name: "example.com.".into(),
+        flavor: Flavor::Go,
+        qtypes: QueryTypes::Both,
+        resolv_conf: "/etc/resolv.conf".into(),
+        server: Some(addr("[fd00::10]:5353")),
+        schedule: schedule(0.5, 0.25, 0.0),
+    };
+    let interval_only = DnsTarget {
+        id: "svc".into(),
+        name: "svc_1.example".into(),
+        server: Some(addr("10.96.0.10:53")),
+        schedule: schedule(60.0, 5.0, 0.5),
+        ..inherited.clone()
+    };
+    assert_eq!(config.dns.len(), 3);
+    assert_eq!(config.dns[0], inherited);
+    assert_eq!(config.dns[1], overridden);
+    assert_eq!(config.dns[2], interval_only);
+}
+
+#[test]
+fn unset_timeout_and_jitter_follow_each_targets_interval() {
+    let config = parse_fixture("valid-computed-defaults.yaml").unwrap();
+    let schedules: Vec<Schedule> = config.dns.iter().map(|t| t.schedule).collect();
+    assert_eq!(
+        schedules,
+        [
+            schedule(10.0, 8.0, 1.0),
+            schedule(2.0, 1.6, 0.2),
+            schedule(300.0, 25.0, 1.0),
+            schedule(10.0, 8.0, 1.0),
+        ]
+    );
+    assert_eq!(config.dns[3].qtypes, QueryTypes::A);
+    assert_eq!(config.dns[0].flavor, Flavor::Glibc);
+}
+
+#[test]
+fn an_unreadable_file_names_the_file() {
+    let path = repo("tests/fixtures/config/no-such-file.yaml");
+    let err = Config::load(&path).unwrap_err();
+    assert_eq!((err.line, err.column, err.path.as_str()), (None, None, ""));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: cannot read the file: No such file or directory (os error 2)",
+            path.display()
+        )
+    );
+}
+
+/// Cheap deterministic pseudo-random numbers, so that the mangling below is reproducible.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+#[test]
+fn mangled_input_gives_an_error_not_a_panic() {
+    const SPLICES: &[&str] = &[
+        "\t",
+        "\n",
+        ": ",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        "&a ",
+        "*a",
+        "<<: ",
+        "~",
+        ".nan",
+        "-.inf",
+        "1e999",
+        "99999999999999999999999999",
+        "-0",
+        "0x1F",
+        "\"",
+        "'",
+        "? ",
+        "!!binary ",
+        "---\n",
+        "\u{0}",
+        "é",
+        "\u{feff}",
+        "#",
+        "%YAML 1.2\n",
+        "|\n",
+        ">-\n",
+    ];
+    let mut rng = Lcg(0x5eed);
+    let mut texts = vec![
+        fixture("valid-overrides.yaml"),
+        EMBEDDED_DEFAULT.to_string(),
+    ];
+    for (name, _) in INVALID.iter().take(12) {
+        texts.push(fixture(name));
+    }
+    let mut errors = 0;
+    for text in &texts {
+        let chars: Vec<char> = text.chars().collect();
+        for _ in 0..150 {
+            let at = rng.below(chars.len() + 1);
+            let mut mangled: String = chars[..at].iter().collect();
+            match rng.below(3) {
+                0 => {} // truncated
+                1 => {
+                    mangled.push_str(SPLICES[rng.below(SPLICES.len())]);
+                    mangled.extend(&chars[at..]);
+                }
+                _ => mangled.extend(chars.iter().skip(at + 1 + rng.below(8))),
+            }
+            if let Err(err) = Config::parse(&mangled, "m.yaml") {
+                let line = err.to_string();
+                assert!(line.starts_with("m.yaml"), "{line}");
+                assert!(!line.contains('\n'), "not one line: {line:?}");
+                errors += 1;
+            }
+        }
+    }
+    assert!(
+        errors > 100,
+        "only {errors} of the mangled inputs failed; the mangling is too gentle"
+    );
+}
