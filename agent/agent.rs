@@ -1,1 +1,275 @@
-//! agent
+//! Wires config, scheduler, metrics, server and reload together, and runs until shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
+
+use crate::config::{self, Config, ConfigError, DnsTarget, Schedule};
+use crate::metrics::Metrics;
+use crate::probe::dns::{Flavor, QueryTypes};
+use crate::probe::{Hop, Target, TargetKey};
+use crate::reload::{ConfigFile, Reloader};
+use crate::schedule::Scheduler;
+use crate::server::{Readiness, Server, ServerError};
+
+/// The readiness condition met once the first configuration is applied.
+const CONFIG_APPLIED: &str = "config";
+
+/// How long the server gets to close after the probes have stopped.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("cannot handle SIGHUP: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Every target a configuration asks for, in config order.
+pub fn targets(config: &Config) -> Vec<Target> {
+    config.dns.iter().cloned().map(Target::Dns).collect()
+}
+
+/// Names every pod can resolve, written short as an application in a pod would write them,
+/// so that the search-list walk and its amplification show.
+const IN_CLUSTER_NAMES: [&str; 2] = ["kubernetes.default", "kube-dns.kube-system"];
+
+/// The schedule of the in-cluster targets when the embedded default has no DNS target to
+/// take one from.
+const IN_CLUSTER_SCHEDULE: Schedule = Schedule {
+    interval: Duration::from_secs(30),
+    timeout: Duration::from_secs(25),
+    jitter: Duration::from_secs(2),
+};
+
+/// The embedded default configuration, adapted to where hopwatch runs. In a cluster
+/// (`in_cluster`: `KUBERNETES_SERVICE_HOST` is set) its DNS targets are replaced by names every
+/// cluster serves, looked up through `/etc/resolv.conf` as the pod's own resolver would.
+pub fn default_config(in_cluster: bool) -> Result<Config, ConfigError> {
+    let mut config = Config::parse(config::EMBEDDED_DEFAULT, "embedded default config")?;
+    if in_cluster {
+        config.dns = in_cluster_targets(&config.dns);
+    }
+    Ok(config)
+}
+
+fn in_cluster_targets(embedded: &[DnsTarget]) -> Vec<DnsTarget> {
+    let schedule = embedded
+        .first()
+        .map_or(IN_CLUSTER_SCHEDULE, |target| target.schedule);
+    let target = |name: &str| DnsTarget {
+        id: name.to_string(),
+        name: name.to_string(),
+        flavor: Flavor::Glibc,
+        qtypes: QueryTypes::Both,
+        resolv_conf: PathBuf::from("/etc/resolv.conf"),
+        server: None,
+        schedule,
+    };
+    IN_CLUSTER_NAMES.into_iter().map(target).collect()
+}
+
+/// Runs the agent with `config` until `shutdown` completes. With `config_path`, the file is
+/// reloaded on SIGHUP and when it changes.
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future,
+) -> Result<(), AgentError> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::new());
+    readiness.wait_for(CONFIG_APPLIED, "config not applied yet");
+    let server = Server::bind(config.listen, Arc::clone(&metrics), Arc::clone(&readiness)).await?;
+    let listening = server.local_addr();
+    tracing::info!("serving metrics on http://{listening}/metrics");
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(server.serve(async move {
+        let _ = server_stopped.await;
+    }));
+
+    let file = config_path
+        .as_deref()
+        .map(|path| ConfigFile::new(path, &config));
+    let mut reloader = Reloader::new(file).map_err(AgentError::Signal)?;
+    let mut agent = Agent::start(config, listening, Arc::clone(&metrics)).await;
+    metrics.config_applied(SystemTime::now());
+    readiness.met(CONFIG_APPLIED);
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            (_, reloaded) = reloader.next() => agent.reload(reloaded).await,
+        }
+    }
+
+    tracing::info!("shutting down");
+    agent.scheduler.shutdown().await;
+    let _ = stop_server.send(());
+    if tokio::time::timeout(SERVER_STOP_TIMEOUT, server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the HTTP server did not stop in {SERVER_STOP_TIMEOUT:?}");
+    }
+    Ok(())
+}
+
+/// The running configuration and what it drives.
+struct Agent {
+    config: Config,
+    /// The address the server is bound to, which a reload cannot change.
+    listening: SocketAddr,
+    scheduler: Scheduler<Target, Metrics>,
+    metrics: Arc<Metrics>,
+}
+
+impl Agent {
+    async fn start(config: Config, listening: SocketAddr, metrics: Arc<Metrics>) -> Agent {
+        let scheduler = Scheduler::new(config.max_concurrency, Arc::clone(&metrics));
+        let mut agent = Agent {
+            config,
+            listening,
+            scheduler,
+            metrics,
+        };
+        agent.apply_targets().await;
+        agent
+    }
+
+    /// Applies a reloaded config, or keeps the running one if the new one is invalid.
+    async fn reload(&mut self, reloaded: Result<Config, ConfigError>) {
+        let config = match reloaded {
+            Ok(config) => config,
+            Err(err) => {
+                tracing::error!("config rejected, the previous one keeps running: {err}");
+                self.metrics.reload_failed();
+                return;
+            }
+        };
+        if config.listen != self.config.listen {
+            tracing::warn!(
+                "listen address {} ignored: changing it needs a restart; still listening on {}",
+                config.listen,
+                self.listening,
+            );
+        }
+        self.scheduler.set_max_concurrency(config.max_concurrency);
+        self.config = config;
+        self.apply_targets().await;
+        self.metrics.reload_succeeded(SystemTime::now());
+        tracing::info!("config applied: {} targets", self.scheduler.keys().count());
+    }
+
+    async fn apply_targets(&mut self) {
+        self.scheduler.reconcile(targets(&self.config)).await;
+        self.metrics
+            .set_targets(&count_by_hop(self.scheduler.keys()));
+    }
+}
+
+/// How many of `keys` each hop has.
+fn count_by_hop<'a>(keys: impl Iterator<Item = &'a TargetKey>) -> BTreeMap<Hop, usize> {
+    let mut counts = BTreeMap::new();
+    for key in keys {
+        *counts.entry(key.hop).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(names: &[&str]) -> Config {
+        let mut text = "listen: 127.0.0.1:0\ndns:\n".to_string();
+        for name in names {
+            text.push_str(&format!("  - name: {name}\n    server: 127.0.0.1:5353\n"));
+            text.push_str("    interval_seconds: 600\n");
+        }
+        Config::parse(&text, "test.yaml").unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn ids(agent: &Agent) -> Vec<String> {
+        let mut ids: Vec<String> = agent.scheduler.keys().map(|k| k.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn outside_a_cluster_the_embedded_default_is_used_as_is() {
+        let embedded = Config::parse(config::EMBEDDED_DEFAULT, "embedded").unwrap();
+        assert_eq!(default_config(false), Ok(embedded));
+    }
+
+    #[test]
+    fn in_a_cluster_the_default_probes_names_every_cluster_serves() {
+        let config = default_config(true).unwrap();
+        let names: Vec<&str> = config.dns.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["kubernetes.default", "kube-dns.kube-system"]);
+        for target in &config.dns {
+            assert_eq!(target.id, target.name);
+            assert_eq!(target.resolv_conf, PathBuf::from("/etc/resolv.conf"));
+            assert_eq!(target.server, None);
+            assert!(target.schedule.timeout < target.schedule.interval);
+        }
+    }
+
+    #[test]
+    fn counts_targets_per_hop() {
+        let keys = [("a", Hop::Dns), ("b", Hop::Dns), ("c", Hop::Pod)].map(|(id, hop)| TargetKey {
+            hop,
+            id: id.to_string(),
+        });
+        let counts = count_by_hop(keys.iter());
+        assert_eq!(counts, BTreeMap::from([(Hop::Dns, 2), (Hop::Pod, 1)]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_reload_keeps_the_running_config_and_a_good_one_replaces_it() {
+        let metrics = Arc::new(Metrics::new());
+        let listening = SocketAddr::from(([127, 0, 0, 1], 9808));
+        let mut agent = Agent::start(config(&["web"]), listening, Arc::clone(&metrics)).await;
+        assert_eq!(ids(&agent), ["web"]);
+
+        let bad = Config::parse("dns: [", "bad.yaml");
+        assert!(bad.is_err());
+        agent.reload(bad).await;
+        assert_eq!(ids(&agent), ["web"]);
+        let text = metrics.encode();
+        assert!(
+            text.contains("hopwatch_config_reloads_total{result=\"failure\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("hopwatch_targets{hop=\"dns\"} 1\n"), "{text}");
+
+        agent.reload(Ok(config(&["web", "api"]))).await;
+        assert_eq!(ids(&agent), ["api", "web"]);
+        let text = metrics.encode();
+        assert!(
+            text.contains("hopwatch_config_reloads_total{result=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("hopwatch_targets{hop=\"dns\"} 2\n"), "{text}");
+        assert!(
+            text.contains(
+                "hopwatch_probes_total{hop=\"dns\",result=\"success\",target=\"api\"} 0\n"
+            )
+        );
+
+        agent.reload(Ok(config(&["api"]))).await;
+        let text = metrics.encode();
+        assert!(
+            !text.contains("target=\"web\""),
+            "web's series are gone: {text}"
+        );
+        agent.scheduler.shutdown().await;
+    }
+}

@@ -1,1 +1,504 @@
-fn main() {}
+//! The `hopwatch` command: flags, logging and config, then the agent or a one-off probe.
+//!
+//! Exit codes: 0 success; 1 a failed run, or a lookup that did not resolve; 2 a usage error
+//! (bad flag, invalid config for `check-config`, unreadable resolv.conf, bad server).
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+use hopwatch::agent;
+use hopwatch::config::Config;
+use hopwatch::probe::dns::{
+    self, Flavor, LookupOptions, LookupReport, QueryRecord, QueryStatus, QueryTypes, ResolvConf,
+};
+use hopwatch::probe::result_label;
+
+/// A lookup ran but did not resolve.
+const EXIT_NOT_RESOLVED: u8 = 1;
+/// The command line, or a file it names, cannot be used.
+const EXIT_USAGE: u8 = 2;
+
+/// Per-node prober for the Kubernetes request path: DNS, load balancer, Ingress, Service, Pod.
+#[derive(Debug, Parser)]
+#[command(name = "hopwatch", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Probe the configured targets and serve /metrics, /healthz and /readyz.
+    Run(RunArgs),
+    /// Validate a config file: prints "FILE: ok (N targets)", or the error and exits 2.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Run one probe now and print what it saw.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Config file, reloaded on SIGHUP and when it changes. Default: the embedded config.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to serve on, instead of the config's `listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProbeCommand {
+    /// Look a name up as a pod's stub resolver would, and print every wire query.
+    Dns(DnsArgs),
+}
+
+#[derive(Debug, Args)]
+struct DnsArgs {
+    /// The name, as an application would pass it to getaddrinfo.
+    name: String,
+    /// The resolv.conf whose search list, ndots and options are emulated.
+    #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// The stub resolver to emulate: glibc, musl, musl-legacy or go.
+    #[arg(long, default_value = "glibc", value_parser = parse_flavor)]
+    flavor: Flavor,
+    /// Send every query to this server instead of the resolv.conf nameservers.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_server)]
+    server: Option<SocketAddr>,
+    /// Record types asked at each step: A, AAAA or A,AAAA.
+    #[arg(long, default_value = "A,AAAA", value_parser = parse_qtypes)]
+    qtypes: QueryTypes,
+    /// Give up on the lookup after this long.
+    #[arg(long, value_name = "N", default_value = "30", value_parser = parse_seconds)]
+    timeout_seconds: Duration,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run(args) => match run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("hopwatch: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Probe(ProbeCommand::Dns(args)) => probe_dns(&args),
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// One thread is plenty for probes that mostly wait, and keeps the footprint small.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    runtime.context("cannot start the async runtime")
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => {
+            let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+            tracing::info!("no --config: using the embedded default (in a cluster: {in_cluster})");
+            agent::default_config(in_cluster)?
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    runtime()?.block_on(async {
+        let shutdown = shutdown_signal().context("cannot handle SIGTERM and SIGINT")?;
+        agent::run(config, args.config, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received");
+    })
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            let n = agent::targets(&config).len();
+            println!(
+                "{}: ok ({n} {})",
+                file.display(),
+                if n == 1 { "target" } else { "targets" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn probe_dns(args: &DnsArgs) -> ExitCode {
+    let text = match std::fs::read_to_string(&args.resolv_conf) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!(
+                "hopwatch: cannot read {}: {err}",
+                args.resolv_conf.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let conf = ResolvConf::parse(&text, args.flavor);
+    for note in &conf.notes {
+        eprintln!("{}: {note}", args.resolv_conf.display());
+    }
+    let opts = LookupOptions {
+        conf,
+        flavor: args.flavor,
+        qtypes: args.qtypes,
+        server: args.server,
+    };
+    let report = match lookup(&args.name, &opts, args.timeout_seconds) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("hopwatch: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!(
+        "{}",
+        if args.json {
+            render_json(&report)
+        } else {
+            render_text(&report)
+        }
+    );
+    match report.result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_NOT_RESOLVED),
+    }
+}
+
+fn lookup(name: &str, opts: &LookupOptions, timeout: Duration) -> anyhow::Result<LookupReport> {
+    Ok(runtime()?.block_on(async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        dns::lookup(name, opts, deadline).await
+    }))
+}
+
+/// Every wire query in order, then the result, the addresses and the totals.
+fn render_text(report: &LookupReport) -> String {
+    let width = report
+        .queries
+        .iter()
+        .map(|q| q.qname.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let mut out = format!(
+        "{:>3} {:width$}  {:5}  {:9}  {:11}  {:>8}\n",
+        "#", "QNAME", "QTYPE", "TRANSPORT", "RCODE", "TIME"
+    );
+    for (i, q) in report.queries.iter().enumerate() {
+        out += &format!(
+            "{:>3} {:width$}  {:5}  {:9}  {:11}  {:>8.2} ms\n",
+            i + 1,
+            q.qname,
+            q.qtype.as_str(),
+            q.transport.as_str(),
+            q.status.as_str(),
+            millis(q.duration),
+        );
+    }
+    let addresses: Vec<String> = report.addresses.iter().map(IpAddr::to_string).collect();
+    out += &format!(
+        "result: {} ({})\n",
+        result_label(&report.result),
+        report.flavor
+    );
+    out += &format!(
+        "addresses: {}\n",
+        if addresses.is_empty() {
+            "none".into()
+        } else {
+            addresses.join(" ")
+        }
+    );
+    out += &format!(
+        "queries: {}, NXDOMAIN: {}, NODATA: {}, duration: {:.2} ms\n",
+        report.queries.len(),
+        report.count(QueryStatus::NxDomain),
+        nodata(report),
+        millis(report.duration),
+    );
+    out
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Replies that say the name exists but has no record of the asked type: NOERROR, no answers.
+fn nodata(report: &LookupReport) -> usize {
+    let nodata = |q: &&QueryRecord| q.status == QueryStatus::NoError && q.answers == 0;
+    report.queries.iter().filter(nodata).count()
+}
+
+/// The `--json` output: exactly one object, on one line.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    name: &'a str,
+    flavor: &'static str,
+    result: &'static str,
+    answers: Vec<String>,
+    duration_seconds: f64,
+    queries: &'a [QueryRecord],
+}
+
+fn render_json(report: &LookupReport) -> String {
+    let json = JsonReport {
+        name: &report.name,
+        flavor: report.flavor.as_str(),
+        result: result_label(&report.result),
+        answers: report.addresses.iter().map(IpAddr::to_string).collect(),
+        duration_seconds: report.duration.as_secs_f64(),
+        queries: &report.queries,
+    };
+    // Serializing plain strings and numbers cannot fail.
+    let line = serde_json::to_string(&json).unwrap_or_default();
+    format!("{line}\n")
+}
+
+fn parse_flavor(s: &str) -> Result<Flavor, String> {
+    Flavor::parse(s)
+        .ok_or_else(|| format!("unknown flavor {s:?}: expected glibc, musl, musl-legacy or go"))
+}
+
+/// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`; the port defaults to 53.
+fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(s);
+    let addr = match bare.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, 53),
+        Err(_) => s
+            .parse()
+            .map_err(|_| format!("{s:?} is not IP, IP:PORT or [IPv6]:PORT"))?,
+    };
+    if addr.port() == 0 {
+        return Err(format!("{s:?}: port 0 cannot be sent to"));
+    }
+    Ok(addr)
+}
+
+fn parse_qtypes(s: &str) -> Result<QueryTypes, String> {
+    let mut types: Vec<String> = s
+        .split(',')
+        .map(|t| t.trim().to_ascii_uppercase())
+        .collect();
+    types.sort();
+    types.dedup();
+    match types.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["A"] => Ok(QueryTypes::A),
+        ["AAAA"] => Ok(QueryTypes::Aaaa),
+        ["A", "AAAA"] => Ok(QueryTypes::Both),
+        _ => Err(format!("{s:?}: expected A, AAAA or A,AAAA")),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "{s}: expected more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use hopwatch::probe::Failure;
+    use hopwatch::probe::dns::{Mode, Qtype, Transport};
+
+    use super::*;
+
+    fn query(qname: &str, qtype: Qtype, status: QueryStatus, answers: u16) -> QueryRecord {
+        QueryRecord {
+            qname: qname.to_string(),
+            qtype,
+            transport: Transport::Udp,
+            server: SocketAddr::from(([127, 0, 0, 1], 53)),
+            status,
+            duration: Duration::from_micros(1250),
+            answers,
+            truncated: false,
+        }
+    }
+
+    fn report() -> LookupReport {
+        let nx = QueryStatus::NxDomain;
+        LookupReport {
+            name: "web".to_string(),
+            mode: Mode::Search,
+            flavor: Flavor::Musl,
+            result: Ok(()),
+            addresses: vec![[192, 0, 2, 10].into()],
+            duration: Duration::from_micros(3750),
+            queries: vec![
+                query("web.default.svc.cluster.local.", Qtype::A, nx, 0),
+                query("web.default.svc.cluster.local.", Qtype::Aaaa, nx, 0),
+                query("web.", Qtype::A, QueryStatus::NoError, 1),
+                query("web.", Qtype::Aaaa, QueryStatus::NoError, 0),
+            ],
+        }
+    }
+
+    #[test]
+    fn text_lists_every_query_then_the_totals() {
+        let expected = concat!(
+            "  # QNAME                           QTYPE  TRANSPORT  RCODE            TIME\n",
+            "  1 web.default.svc.cluster.local.  A      udp        NXDOMAIN         1.25 ms\n",
+            "  2 web.default.svc.cluster.local.  AAAA   udp        NXDOMAIN         1.25 ms\n",
+            "  3 web.                            A      udp        NOERROR          1.25 ms\n",
+            "  4 web.                            AAAA   udp        NOERROR          1.25 ms\n",
+            "result: success (musl)\n",
+            "addresses: 192.0.2.10\n",
+            "queries: 4, NXDOMAIN: 2, NODATA: 1, duration: 3.75 ms\n",
+        );
+        assert_eq!(render_text(&report()), expected);
+    }
+
+    #[test]
+    fn json_is_one_object_with_the_documented_fields() {
+        let mut report = report();
+        report.result = Err(Failure::Timeout);
+        report.queries[3].status = QueryStatus::Timeout;
+        let expected = concat!(
+            r#"{"name":"web","flavor":"musl","result":"timeout","answers":["192.0.2.10"],"#,
+            r#""duration_seconds":0.00375,"queries":["#,
+            r#"{"qname":"web.default.svc.cluster.local.","qtype":"A","transport":"udp","rcode":"NXDOMAIN","duration_seconds":0.00125},"#,
+            r#"{"qname":"web.default.svc.cluster.local.","qtype":"AAAA","transport":"udp","rcode":"NXDOMAIN","duration_seconds":0.00125},"#,
+            r#"{"qname":"web.","qtype":"A","transport":"udp","rcode":"NOERROR","duration_seconds":0.00125},"#,
+            r#"{"qname":"web.","qtype":"AAAA","transport":"udp","rcode":"TIMEOUT","duration_seconds":0.00125}]}"#,
+            "\n"
+        );
+        assert_eq!(render_json(&report), expected);
+    }
+
+    #[test]
+    fn servers_default_to_port_53() {
+        assert_eq!(
+            parse_server("10.96.0.10"),
+            Ok("10.96.0.10:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("127.0.0.1:5353"),
+            Ok("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("[fd00::a]"),
+            Ok("[fd00::a]:53".parse().unwrap())
+        );
+        assert_eq!(parse_server("fd00::a"), Ok("[fd00::a]:53".parse().unwrap()));
+        assert_eq!(
+            parse_server("[fd00::a]:54"),
+            Ok("[fd00::a]:54".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("kube-dns"),
+            Err("\"kube-dns\" is not IP, IP:PORT or [IPv6]:PORT".into())
+        );
+        assert_eq!(
+            parse_server("1.2.3.4:0"),
+            Err("\"1.2.3.4:0\": port 0 cannot be sent to".into())
+        );
+    }
+
+    #[test]
+    fn qtypes_flavors_and_seconds() {
+        assert_eq!(parse_qtypes("A"), Ok(QueryTypes::A));
+        assert_eq!(parse_qtypes("aaaa"), Ok(QueryTypes::Aaaa));
+        assert_eq!(parse_qtypes("AAAA,A"), Ok(QueryTypes::Both));
+        assert_eq!(
+            parse_qtypes("MX"),
+            Err("\"MX\": expected A, AAAA or A,AAAA".into())
+        );
+        assert_eq!(parse_flavor("musl-legacy"), Ok(Flavor::MuslLegacy));
+        assert!(parse_flavor("bionic").is_err());
+        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("NaN").is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "hopwatch",
+            "probe",
+            "dns",
+            "web",
+            "--server",
+            "127.0.0.1:5353",
+        ]);
+        let Command::Probe(ProbeCommand::Dns(args)) = cli.unwrap().command else {
+            panic!("not probe dns");
+        };
+        assert_eq!(args.server, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            (args.flavor, args.qtypes, args.json),
+            (Flavor::Glibc, QueryTypes::Both, false)
+        );
+        assert_eq!(args.timeout_seconds, Duration::from_secs(30));
+        let bad = Cli::try_parse_from(["hopwatch", "probe", "dns", "web", "--flavor", "bionic"]);
+        assert_eq!(bad.unwrap_err().exit_code(), 2);
+        let run = Cli::try_parse_from(["hopwatch", "run", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(
+            run.command,
+            Command::Run(RunArgs {
+                config: None,
+                listen: Some(_)
+            })
+        ));
+    }
+}

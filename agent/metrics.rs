@@ -1,1 +1,726 @@
-//! metrics
+//! The only module that names a metric: turns probe outcomes into Prometheus series.
+//!
+//! Everything is recorded once, into a private [`Registry`]. `/metrics` encodes it as text;
+//! an OTLP exporter can walk the same [`Registry::gather`] output. Every series carrying a
+//! `target` label is remembered per [`TargetKey`], so [`Metrics::forget`] can drop all of a
+//! vanished target's series (prometheus 0.14 only removes a series given its full label set).
+//! The metrics, labels and label values are documented in `docs/METRICS.md`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::probe::dns::{DnsCycle, LookupReport, QueryStatus};
+use crate::probe::{Detail, Hop, Outcome, TargetKey, result_label};
+
+/// The content type of [`Metrics::encode`]'s output: Prometheus text format 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds of the schedule lag histogram: 100 µs to 10 s in 1-2.5-5 steps.
+const LAG_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Upper bounds of every duration histogram but the lag: CoreDNS's
+/// `ExponentialBuckets(0.00025, 2, 16)` (0.25 ms … 8.192 s), extended by two more doublings
+/// (16.384 s, 32.768 s) so that lookups which sat out one, two or four 5 s resolver timeouts
+/// land in distinct buckets instead of all in `+Inf`.
+fn duration_buckets() -> Vec<f64> {
+    (0..18).map(|i| 0.00025 * 2f64.powi(i)).collect()
+}
+
+/// The metric families that carry a `target` label, so a target's series can be found again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Family {
+    Probes,
+    ProbeDuration,
+    DnsLookups,
+    DnsQueries,
+    DnsLookupDuration,
+    DnsQueriesPerLookup,
+    DnsNxdomainPerLookup,
+    DnsAmplification,
+}
+
+/// The label sets one target has written, per family.
+type Written = HashSet<(Family, Vec<String>)>;
+
+/// Every series hopwatch exports, in one private registry.
+pub struct Metrics {
+    registry: Registry,
+    probes: IntCounterVec,
+    probe_duration: HistogramVec,
+    dns_lookups: IntCounterVec,
+    dns_queries: IntCounterVec,
+    dns_lookup_duration: HistogramVec,
+    dns_queries_per_lookup: IntGaugeVec,
+    dns_nxdomain_per_lookup: IntGaugeVec,
+    dns_amplification: GaugeVec,
+    targets: IntGaugeVec,
+    schedule_lag: Histogram,
+    reloads: IntCounterVec,
+    last_reload_success: Gauge,
+    /// Held while recording and forgetting, so the two never interleave for one target.
+    written: Mutex<HashMap<TargetKey, Written>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric. `hopwatch_build_info`, `hopwatch_targets` (0 for each
+    /// hop), the lag histogram and both reload results (0) exist from the start.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let r = Registrar(&registry);
+        let build_info = r.int_gauges(
+            "hopwatch_build_info",
+            "Always 1; the version label names the running hopwatch.",
+            &["version"],
+        );
+        build_info.with_label_values(&[crate::VERSION]).set(1);
+        let metrics = Metrics {
+            probes: r.counters(
+                "hopwatch_probes_total",
+                "Probe attempts by hop, target and result (success or the failure reason).",
+                &["hop", "target", "result"],
+            ),
+            probe_duration: r.histograms(
+                "hopwatch_probe_duration_seconds",
+                "Duration of probe attempts, as the user of the hop would feel it.",
+                &["hop", "target"],
+            ),
+            dns_lookups: r.counters(
+                "hopwatch_dns_lookups_total",
+                "DNS lookups of the name as written (search list) by emulated resolver and result.",
+                &["target", "flavor", "result"],
+            ),
+            dns_queries: r.counters(
+                "hopwatch_dns_queries_total",
+                "Wire queries of DNS lookups (search and fqdn mode) by type, rcode and transport.",
+                &["target", "mode", "qtype", "rcode", "transport"],
+            ),
+            dns_lookup_duration: r.histograms(
+                "hopwatch_dns_lookup_duration_seconds",
+                "Duration of DNS lookups as written (search) and as FQDN (fqdn).",
+                &["target", "mode"],
+            ),
+            dns_queries_per_lookup: r.int_gauges(
+                "hopwatch_dns_queries_per_lookup",
+                "Wire queries sent by the last DNS lookup.",
+                &["target", "mode"],
+            ),
+            dns_nxdomain_per_lookup: r.int_gauges(
+                "hopwatch_dns_nxdomain_per_lookup",
+                "NXDOMAIN replies received by the last DNS lookup.",
+                &["target", "mode"],
+            ),
+            dns_amplification: r.gauges(
+                "hopwatch_dns_amplification_ratio",
+                "Wire queries of the search lookup per query of the FQDN lookup, last cycle.",
+                &["target"],
+            ),
+            targets: r.int_gauges(
+                "hopwatch_targets",
+                "Targets being probed, by hop.",
+                &["hop"],
+            ),
+            schedule_lag: r.histogram(
+                "hopwatch_schedule_lag_seconds",
+                "Actual start of probes, once a concurrency slot is free, minus planned start.",
+                LAG_BUCKETS.to_vec(),
+            ),
+            reloads: r.counters(
+                "hopwatch_config_reloads_total",
+                "Configuration reloads by result; a failed reload keeps the previous config.",
+                &["result"],
+            ),
+            last_reload_success: r.gauge(
+                "hopwatch_config_last_reload_success_timestamp_seconds",
+                "Unix time the configuration was last applied, the initial one included.",
+            ),
+            written: Mutex::new(HashMap::new()),
+            registry,
+        };
+        metrics.set_targets(&BTreeMap::new());
+        for result in ["success", "failure"] {
+            metrics.reloads.with_label_values(&[result]);
+        }
+        metrics
+    }
+
+    /// The registry everything is recorded into, for exporters that walk `gather()`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A target begins to be probed: its `result="success"` counter appears at 0, so that
+    /// `rate()` and success ratios work before the first failure.
+    pub fn start(&self, key: &TargetKey) {
+        let mut written = self.lock();
+        let mut series = Series(written.entry(key.clone()).or_default());
+        let labels = [key.hop.as_str(), key.id.as_str(), "success"];
+        self.probes
+            .with_label_values(series.note(Family::Probes, &labels));
+    }
+
+    /// Records one probe attempt of `key`.
+    pub fn record(&self, key: &TargetKey, outcome: &Outcome) {
+        let mut written = self.lock();
+        let mut series = Series(written.entry(key.clone()).or_default());
+        let (hop, target) = (key.hop.as_str(), key.id.as_str());
+        let labels = [hop, target, result_label(&outcome.result)];
+        self.probes
+            .with_label_values(series.note(Family::Probes, &labels))
+            .inc();
+        let labels = [hop, target];
+        let duration = self
+            .probe_duration
+            .with_label_values(series.note(Family::ProbeDuration, &labels));
+        duration.observe(outcome.duration.as_secs_f64());
+        match &outcome.detail {
+            Detail::None => {}
+            Detail::Dns(cycle) => self.record_dns(&mut series, target, cycle),
+        }
+    }
+
+    fn record_dns(&self, series: &mut Series, target: &str, cycle: &DnsCycle) {
+        let search = &cycle.search;
+        let labels = [target, search.flavor.as_str(), result_label(&search.result)];
+        self.dns_lookups
+            .with_label_values(series.note(Family::DnsLookups, &labels))
+            .inc();
+        self.record_lookup(series, target, search);
+        if let Some(fqdn) = &cycle.fqdn {
+            self.record_lookup(series, target, fqdn);
+        }
+        // Without a baseline the ratio is unknown: the last known value stays.
+        if let Some(ratio) = cycle.amplification() {
+            self.dns_amplification
+                .with_label_values(series.note(Family::DnsAmplification, &[target]))
+                .set(ratio);
+        }
+    }
+
+    fn record_lookup(&self, series: &mut Series, target: &str, report: &LookupReport) {
+        let mode = report.mode.as_str();
+        for query in &report.queries {
+            let labels = [
+                target,
+                mode,
+                query.qtype.as_str(),
+                query.status.as_str(),
+                query.transport.as_str(),
+            ];
+            self.dns_queries
+                .with_label_values(series.note(Family::DnsQueries, &labels))
+                .inc();
+        }
+        let labels = [target, mode];
+        let seconds = report.duration.as_secs_f64();
+        self.dns_lookup_duration
+            .with_label_values(series.note(Family::DnsLookupDuration, &labels))
+            .observe(seconds);
+        let queries = self
+            .dns_queries_per_lookup
+            .with_label_values(series.note(Family::DnsQueriesPerLookup, &labels));
+        queries.set(count(report.queries.len()));
+        let nxdomain = self
+            .dns_nxdomain_per_lookup
+            .with_label_values(series.note(Family::DnsNxdomainPerLookup, &labels));
+        nxdomain.set(count(report.count(QueryStatus::NxDomain)));
+    }
+
+    /// Drops every series `key` ever wrote; other targets' series are untouched.
+    pub fn forget(&self, key: &TargetKey) {
+        let mut written = self.lock();
+        for (family, labels) in written.remove(key).unwrap_or_default() {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            // An error only means the series is already gone, which is the goal.
+            let _ = self.remove(family, &labels);
+        }
+    }
+
+    fn remove(&self, family: Family, labels: &[&str]) -> prometheus::Result<()> {
+        match family {
+            Family::Probes => self.probes.remove_label_values(labels),
+            Family::ProbeDuration => self.probe_duration.remove_label_values(labels),
+            Family::DnsLookups => self.dns_lookups.remove_label_values(labels),
+            Family::DnsQueries => self.dns_queries.remove_label_values(labels),
+            Family::DnsLookupDuration => self.dns_lookup_duration.remove_label_values(labels),
+            Family::DnsQueriesPerLookup => self.dns_queries_per_lookup.remove_label_values(labels),
+            Family::DnsNxdomainPerLookup => {
+                self.dns_nxdomain_per_lookup.remove_label_values(labels)
+            }
+            Family::DnsAmplification => self.dns_amplification.remove_label_values(labels),
+        }
+    }
+
+    /// Sets `hopwatch_targets` for every hop; hops missing from `counts` are set to 0.
+    pub fn set_targets(&self, counts: &BTreeMap<Hop, usize>) {
+        for hop in Hop::ALL {
+            let n = counts.get(&hop).copied().unwrap_or(0);
+            self.targets
+                .with_label_values(&[hop.as_str()])
+                .set(count(n));
+        }
+    }
+
+    /// Observes how late a probe started: actual start (permit in hand) minus planned start.
+    pub fn observe_lag(&self, lag: Duration) {
+        self.schedule_lag.observe(lag.as_secs_f64());
+    }
+
+    /// The initial configuration was applied at `at`.
+    pub fn config_applied(&self, at: SystemTime) {
+        self.last_reload_success.set(unix_seconds(at));
+    }
+
+    /// A reloaded configuration was applied at `at`.
+    pub fn reload_succeeded(&self, at: SystemTime) {
+        self.reloads.with_label_values(&["success"]).inc();
+        self.config_applied(at);
+    }
+
+    /// A reloaded configuration was rejected; the previous one keeps running.
+    pub fn reload_failed(&self) {
+        self.reloads.with_label_values(&["failure"]).inc();
+    }
+
+    /// Every series in Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(err) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
+            tracing::error!("cannot encode metrics: {err}");
+        }
+        text
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<TargetKey, Written>> {
+        // A panic elsewhere while holding the lock leaves the map consistent enough to go on.
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The series of one target being written, remembered for [`Metrics::forget`].
+struct Series<'a>(&'a mut Written);
+
+impl Series<'_> {
+    /// Remembers that `family` got a series with `labels`, and hands the labels back.
+    fn note<'l>(&mut self, family: Family, labels: &'l [&'l str]) -> &'l [&'l str] {
+        let owned = (family, labels.iter().map(|l| l.to_string()).collect());
+        self.0.insert(owned);
+        labels
+    }
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Creates metrics and registers them. Names and label names are constants, so a failure is
+/// a bug, caught by every test that builds a [`Metrics`].
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn register<C: Collector + Clone + 'static>(&self, collector: prometheus::Result<C>) -> C {
+        let collector = collector.expect("metric definitions are constant and valid");
+        let registered = self.0.register(Box::new(collector.clone()));
+        registered.expect("metric names are unique");
+        collector
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    fn int_gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.register(GaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Gauge {
+        self.register(Gauge::with_opts(Opts::new(name, help)))
+    }
+
+    fn histograms(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(duration_buckets());
+        self.register(HistogramVec::new(opts, labels))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+        self.register(Histogram::with_opts(
+            HistogramOpts::new(name, help).buckets(buckets),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::probe::Failure;
+    use crate::probe::dns::{Flavor, Mode, Qtype, QueryRecord, Transport};
+
+    fn query(qname: &str, qtype: Qtype, status: QueryStatus, millis: u64) -> QueryRecord {
+        QueryRecord {
+            qname: qname.to_string(),
+            qtype,
+            transport: Transport::Udp,
+            server: SocketAddr::from(([10, 96, 0, 10], 53)),
+            status,
+            duration: Duration::from_millis(millis),
+            answers: u16::from(status == QueryStatus::NoError && qtype == Qtype::A),
+            truncated: false,
+        }
+    }
+
+    fn report(mode: Mode, queries: Vec<QueryRecord>, millis: u64) -> LookupReport {
+        LookupReport {
+            name: "web".to_string(),
+            mode,
+            flavor: Flavor::Glibc,
+            result: Ok(()),
+            addresses: vec![[192, 0, 2, 10].into()],
+            duration: Duration::from_millis(millis),
+            queries,
+        }
+    }
+
+    /// `web` through a two-entry search list: two NXDOMAIN steps, then the answer; then the FQDN.
+    fn dns_outcome() -> Outcome {
+        let nx = QueryStatus::NxDomain;
+        let ok = QueryStatus::NoError;
+        let search = vec![
+            query("web.default.svc.cluster.local.", Qtype::A, nx, 1),
+            query("web.default.svc.cluster.local.", Qtype::Aaaa, nx, 1),
+            query("web.svc.cluster.local.", Qtype::A, nx, 1),
+            query("web.svc.cluster.local.", Qtype::Aaaa, nx, 1),
+            query("web.", Qtype::A, ok, 1),
+            query("web.", Qtype::Aaaa, ok, 1),
+        ];
+        let fqdn = vec![
+            query("web.", Qtype::A, ok, 1),
+            query("web.", Qtype::Aaaa, ok, 1),
+        ];
+        let cycle = DnsCycle {
+            search: report(Mode::Search, search, 3),
+            fqdn: Some(report(Mode::Fqdn, fqdn, 1)),
+        };
+        Outcome {
+            result: Ok(()),
+            duration: Duration::from_millis(3),
+            detail: Detail::Dns(cycle),
+        }
+    }
+
+    fn key(id: &str) -> TargetKey {
+        TargetKey {
+            hop: Hop::Dns,
+            id: id.to_string(),
+        }
+    }
+
+    fn lines_with(text: &str, needle: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn exposition_of_one_dns_cycle() {
+        let metrics = Metrics::new();
+        metrics.start(&key("web"));
+        metrics.record(&key("web"), &dns_outcome());
+        metrics.set_targets(&BTreeMap::from([(Hop::Dns, 1)]));
+        metrics.observe_lag(Duration::from_micros(300));
+        let golden = GOLDEN.replace("{VERSION}", crate::VERSION);
+        assert_eq!(metrics.encode(), golden);
+    }
+
+    #[test]
+    fn forget_drops_every_series_of_one_target_only() {
+        let metrics = Metrics::new();
+        for id in ["a", "b"] {
+            metrics.start(&key(id));
+            metrics.record(&key(id), &dns_outcome());
+        }
+        let timeout = Outcome {
+            result: Err(Failure::Timeout),
+            duration: Duration::from_secs(5),
+            detail: Detail::None,
+        };
+        metrics.record(&key("a"), &timeout);
+        let before = metrics.encode();
+        assert!(lines_with(&before, "target=\"a\"").len() > 60, "{before}");
+
+        metrics.forget(&key("a"));
+
+        let after = metrics.encode();
+        assert_eq!(lines_with(&after, "target=\"a\""), Vec::<String>::new());
+        assert_eq!(
+            lines_with(&after, "target=\"b\""),
+            lines_with(&before, "target=\"b\"")
+        );
+    }
+
+    #[test]
+    fn a_forgotten_target_that_returns_starts_from_zero() {
+        let metrics = Metrics::new();
+        metrics.record(&key("a"), &dns_outcome());
+        metrics.forget(&key("a"));
+        metrics.start(&key("a"));
+        let text = metrics.encode();
+        let probes = lines_with(&text, "hopwatch_probes_total{");
+        assert_eq!(
+            probes,
+            ["hopwatch_probes_total{hop=\"dns\",result=\"success\",target=\"a\"} 0"]
+        );
+    }
+
+    #[test]
+    fn reloads_and_targets_exist_before_anything_happens() {
+        let metrics = Metrics::new();
+        metrics.reload_failed();
+        metrics.reload_succeeded(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let text = metrics.encode();
+        assert!(
+            text.contains("hopwatch_config_reloads_total{result=\"failure\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopwatch_config_reloads_total{result=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hopwatch_config_last_reload_success_timestamp_seconds 1700000000\n")
+        );
+        for hop in Hop::ALL {
+            assert!(
+                text.contains(&format!("hopwatch_targets{{hop=\"{hop}\"}} 0\n")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn duration_buckets_separate_resolver_timeouts() {
+        let buckets = duration_buckets();
+        assert_eq!(buckets.len(), 18);
+        assert_eq!(buckets[0], 0.00025);
+        assert_eq!(buckets[15], 8.192);
+        assert_eq!(buckets[17], 32.768);
+        let bucket_of = |s: f64| buckets.iter().position(|&b| s <= b);
+        assert_eq!(
+            [bucket_of(5.0), bucket_of(10.0), bucket_of(20.0)],
+            [Some(15), Some(16), Some(17)]
+        );
+    }
+
+    /// Every variant, by an exhaustive match: a new failure reason fails to compile here until
+    /// it is added, and then must be documented.
+    fn documented_failure(failure: Failure) -> &'static str {
+        match failure {
+            Failure::Timeout
+            | Failure::Nxdomain
+            | Failure::Nodata
+            | Failure::NoAddress
+            | Failure::Servfail
+            | Failure::Refused
+            | Failure::DnsError
+            | Failure::Unreachable
+            | Failure::Config
+            | Failure::Prohibited
+            | Failure::ConnectError => failure.as_str(),
+        }
+    }
+
+    #[test]
+    fn every_metric_and_label_value_is_documented() {
+        let docs = include_str!("../docs/METRICS.md");
+        let metrics = Metrics::new();
+        metrics.record(&key("web"), &dns_outcome());
+        for family in metrics.registry().gather() {
+            assert!(
+                docs.contains(&format!("| `{}` |", family.name())),
+                "{}",
+                family.name()
+            );
+        }
+        let failures = [
+            Failure::Timeout,
+            Failure::Nxdomain,
+            Failure::Nodata,
+            Failure::NoAddress,
+            Failure::Servfail,
+            Failure::Refused,
+            Failure::DnsError,
+            Failure::Unreachable,
+            Failure::Config,
+            Failure::Prohibited,
+            Failure::ConnectError,
+        ];
+        let values = failures.map(documented_failure);
+        for value in values
+            .iter()
+            .chain(QueryStatus::ALL.map(QueryStatus::as_str).iter())
+        {
+            assert!(
+                docs.contains(&format!("| `{value}` |")),
+                "{value} is not in docs/METRICS.md"
+            );
+        }
+    }
+
+    const GOLDEN: &str = r#"# HELP hopwatch_build_info Always 1; the version label names the running hopwatch.
+# TYPE hopwatch_build_info gauge
+hopwatch_build_info{version="{VERSION}"} 1
+# HELP hopwatch_config_last_reload_success_timestamp_seconds Unix time the configuration was last applied, the initial one included.
+# TYPE hopwatch_config_last_reload_success_timestamp_seconds gauge
+hopwatch_config_last_reload_success_timestamp_seconds 0
+# HELP hopwatch_config_reloads_total Configuration reloads by result; a failed reload keeps the previous config.
+# TYPE hopwatch_config_reloads_total counter
+hopwatch_config_reloads_total{result="failure"} 0
+hopwatch_config_reloads_total{result="success"} 0
+# HELP hopwatch_dns_amplification_ratio Wire queries of the search lookup per query of the FQDN lookup, last cycle.
+# TYPE hopwatch_dns_amplification_ratio gauge
+hopwatch_dns_amplification_ratio{target="web"} 3
+# HELP hopwatch_dns_lookup_duration_seconds Duration of DNS lookups as written (search) and as FQDN (fqdn).
+# TYPE hopwatch_dns_lookup_duration_seconds histogram
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.00025"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.0005"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.001"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.002"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.004"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.008"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.016"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.032"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.064"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.128"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.256"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.512"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="1.024"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="2.048"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="4.096"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="8.192"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="16.384"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="32.768"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="+Inf"} 1
+hopwatch_dns_lookup_duration_seconds_sum{mode="fqdn",target="web"} 0.001
+hopwatch_dns_lookup_duration_seconds_count{mode="fqdn",target="web"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.00025"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.0005"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.001"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.002"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.004"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.008"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.016"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.032"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.064"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.128"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.256"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.512"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="1.024"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="2.048"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="4.096"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="8.192"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="16.384"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="32.768"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="+Inf"} 1
+hopwatch_dns_lookup_duration_seconds_sum{mode="search",target="web"} 0.003
+hopwatch_dns_lookup_duration_seconds_count{mode="search",target="web"} 1
+# HELP hopwatch_dns_lookups_total DNS lookups of the name as written (search list) by emulated resolver and result.
+# TYPE hopwatch_dns_lookups_total counter
+hopwatch_dns_lookups_total{flavor="glibc",result="success",target="web"} 1
+# HELP hopwatch_dns_nxdomain_per_lookup NXDOMAIN replies received by the last DNS lookup.
+# TYPE hopwatch_dns_nxdomain_per_lookup gauge
+hopwatch_dns_nxdomain_per_lookup{mode="fqdn",target="web"} 0
+hopwatch_dns_nxdomain_per_lookup{mode="search",target="web"} 4
+# HELP hopwatch_dns_queries_per_lookup Wire queries sent by the last DNS lookup.
+# TYPE hopwatch_dns_queries_per_lookup gauge
+hopwatch_dns_queries_per_lookup{mode="fqdn",target="web"} 2
+hopwatch_dns_queries_per_lookup{mode="search",target="web"} 6
+# HELP hopwatch_dns_queries_total Wire queries of DNS lookups (search and fqdn mode) by type, rcode and transport.
+# TYPE hopwatch_dns_queries_total counter
+hopwatch_dns_queries_total{mode="fqdn",qtype="A",rcode="NOERROR",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="fqdn",qtype="AAAA",rcode="NOERROR",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NOERROR",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",target="web",transport="udp"} 2
+hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NOERROR",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",target="web",transport="udp"} 2
+# HELP hopwatch_probe_duration_seconds Duration of probe attempts, as the user of the hop would feel it.
+# TYPE hopwatch_probe_duration_seconds histogram
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.00025"} 0
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.0005"} 0
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.001"} 0
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.002"} 0
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.004"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.008"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.016"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.032"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.064"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.128"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.256"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.512"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="1.024"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="2.048"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="4.096"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="8.192"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="16.384"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="32.768"} 1
+hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="+Inf"} 1
+hopwatch_probe_duration_seconds_sum{hop="dns",target="web"} 0.003
+hopwatch_probe_duration_seconds_count{hop="dns",target="web"} 1
+# HELP hopwatch_probes_total Probe attempts by hop, target and result (success or the failure reason).
+# TYPE hopwatch_probes_total counter
+hopwatch_probes_total{hop="dns",result="success",target="web"} 1
+# HELP hopwatch_schedule_lag_seconds Actual start of probes, once a concurrency slot is free, minus planned start.
+# TYPE hopwatch_schedule_lag_seconds histogram
+hopwatch_schedule_lag_seconds_bucket{le="0.0001"} 0
+hopwatch_schedule_lag_seconds_bucket{le="0.00025"} 0
+hopwatch_schedule_lag_seconds_bucket{le="0.0005"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.001"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.0025"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.005"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.01"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.025"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.05"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.1"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.25"} 1
+hopwatch_schedule_lag_seconds_bucket{le="0.5"} 1
+hopwatch_schedule_lag_seconds_bucket{le="1"} 1
+hopwatch_schedule_lag_seconds_bucket{le="2.5"} 1
+hopwatch_schedule_lag_seconds_bucket{le="5"} 1
+hopwatch_schedule_lag_seconds_bucket{le="10"} 1
+hopwatch_schedule_lag_seconds_bucket{le="+Inf"} 1
+hopwatch_schedule_lag_seconds_sum 0.0003
+hopwatch_schedule_lag_seconds_count 1
+# HELP hopwatch_targets Targets being probed, by hop.
+# TYPE hopwatch_targets gauge
+hopwatch_targets{hop="dns"} 1
+hopwatch_targets{hop="ingress"} 0
+hopwatch_targets{hop="loadbalancer"} 0
+hopwatch_targets{hop="pod"} 0
+hopwatch_targets{hop="service"} 0
+"#;
+}
