@@ -7,18 +7,30 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::sync::{Mutex, PoisonError};
+
 use tokio::sync::oneshot;
 
+use crate::cluster;
 use crate::config::{self, Config, ConfigError, DnsTarget, Schedule};
+use crate::discovery::watch::Discovery;
 use crate::metrics::Metrics;
-use crate::probe::dns::{Flavor, QueryTypes};
-use crate::probe::{Hop, Target, TargetKey};
+use crate::probe::dns::{DnsCheck, Flavor, QueryTypes};
+use crate::probe::{Hop, Outcome, Target, TargetKey};
 use crate::reload::{ConfigFile, Reloader};
-use crate::schedule::Scheduler;
+use crate::schedule::{Scheduler, Sink};
 use crate::server::{Readiness, Server, ServerError};
+use crate::verdict::Verdicts;
 
 /// The readiness condition met once the first configuration is applied.
 const CONFIG_APPLIED: &str = "config";
+
+/// The readiness condition met once Services and EndpointSlices are listed.
+const KUBERNETES_SYNCED: &str = "kubernetes";
+
+/// Discovery changes come in bursts (a rollout touches many slices): they are applied at most
+/// this often.
+const DISCOVERY_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long the server gets to close after the probes have stopped.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -30,11 +42,55 @@ pub enum AgentError {
     Server(#[from] ServerError),
     #[error("cannot handle SIGHUP: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::discovery::watch::ClientError),
+}
+
+/// Where the scheduler's results go: the metrics, and the verdicts they feed.
+pub struct AgentSink {
+    metrics: Arc<Metrics>,
+    verdicts: Mutex<Verdicts>,
+}
+
+impl AgentSink {
+    fn verdicts(&self) -> std::sync::MutexGuard<'_, Verdicts> {
+        self.verdicts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Sink for AgentSink {
+    fn started(&self, key: &TargetKey) {
+        self.metrics.start(key);
+    }
+
+    fn record(&self, key: &TargetKey, outcome: &Outcome) {
+        self.metrics.record(key, outcome);
+        let mut verdicts = self.verdicts();
+        if verdicts.observe(key, outcome) {
+            for (svc, verdict) in verdicts.affected(key) {
+                self.metrics.cluster.set_verdict(&svc, &verdict);
+            }
+        }
+    }
+
+    fn lag(&self, lag: Duration) {
+        self.metrics.observe_lag(lag);
+    }
+
+    fn forget(&self, key: &TargetKey) {
+        self.metrics.forget(key);
+        self.verdicts().forget(key);
+    }
 }
 
 /// Every target a configuration asks for, in config order.
 pub fn targets(config: &Config) -> Vec<Target> {
-    config.dns.iter().cloned().map(Target::Dns).collect()
+    config
+        .dns
+        .iter()
+        .cloned()
+        .map(|t| Target::Dns(DnsCheck::configured(t)))
+        .collect()
 }
 
 /// Names every pod can resolve, written short as an application in a pod would write them,
@@ -98,7 +154,13 @@ pub async fn run(
         .as_deref()
         .map(|path| ConfigFile::new(path, &config));
     let mut reloader = Reloader::new(file).map_err(AgentError::Signal)?;
-    let mut agent = Agent::start(config, listening, Arc::clone(&metrics)).await;
+    let mut agent = Agent::start(
+        config,
+        listening,
+        Arc::clone(&metrics),
+        Arc::clone(&readiness),
+    )
+    .await?;
     metrics.config_applied(SystemTime::now());
     readiness.met(CONFIG_APPLIED);
 
@@ -107,6 +169,10 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             (_, reloaded) = reloader.next() => agent.reload(reloaded).await,
+            () = agent.discovery_changed() => {
+                tokio::time::sleep(DISCOVERY_SETTLE).await;
+                agent.apply_targets().await;
+            }
         }
     }
 
@@ -127,21 +193,68 @@ struct Agent {
     config: Config,
     /// The address the server is bound to, which a reload cannot change.
     listening: SocketAddr,
-    scheduler: Scheduler<Target, Metrics>,
+    scheduler: Scheduler<Target, AgentSink>,
+    sink: Arc<AgentSink>,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    /// Running while the config has a `kubernetes` section.
+    discovery: Option<Discovery>,
+    node: String,
 }
 
 impl Agent {
-    async fn start(config: Config, listening: SocketAddr, metrics: Arc<Metrics>) -> Agent {
-        let scheduler = Scheduler::new(config.max_concurrency, Arc::clone(&metrics));
+    async fn start(
+        config: Config,
+        listening: SocketAddr,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+    ) -> Result<Agent, AgentError> {
+        let sink = Arc::new(AgentSink {
+            metrics: Arc::clone(&metrics),
+            verdicts: Mutex::default(),
+        });
+        let scheduler = Scheduler::new(config.max_concurrency, Arc::clone(&sink));
         let mut agent = Agent {
             config,
             listening,
             scheduler,
+            sink,
             metrics,
+            readiness,
+            discovery: None,
+            node: cluster::node_name(),
         };
+        agent.start_discovery().await?;
         agent.apply_targets().await;
-        agent
+        Ok(agent)
+    }
+
+    /// Starts watching the cluster when the config asks for it.
+    async fn start_discovery(&mut self) -> Result<(), AgentError> {
+        self.discovery = None;
+        let Some(kube) = &self.config.kubernetes else {
+            self.readiness.met(KUBERNETES_SYNCED);
+            return Ok(());
+        };
+        self.readiness.wait_for(
+            KUBERNETES_SYNCED,
+            "Kubernetes Services and EndpointSlices not listed yet",
+        );
+        self.discovery = Some(cluster::start(kube, Arc::clone(&self.metrics)).await?);
+        tracing::info!(node = %self.node, "watching Kubernetes Services, EndpointSlices and Nodes");
+        Ok(())
+    }
+
+    /// Resolves when the stores changed; never without discovery.
+    async fn discovery_changed(&mut self) {
+        match self.discovery.as_mut() {
+            Some(d) => {
+                if d.changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// Applies a reloaded config, or keeps the running one if the new one is invalid.
@@ -162,14 +275,40 @@ impl Agent {
             );
         }
         self.scheduler.set_max_concurrency(config.max_concurrency);
+        let kube_changed = config.kubernetes != self.config.kubernetes;
         self.config = config;
+        if kube_changed && let Err(err) = self.start_discovery().await {
+            tracing::error!("Kubernetes discovery stopped: {err}");
+        }
         self.apply_targets().await;
         self.metrics.reload_succeeded(SystemTime::now());
         tracing::info!("config applied: {} targets", self.scheduler.keys().count());
     }
 
+    /// Runs the config's targets and, with Kubernetes, the discovered ones.
     async fn apply_targets(&mut self) {
-        self.scheduler.reconcile(targets(&self.config)).await;
+        let mut all = targets(&self.config);
+        let mut plan = cluster::Plan::default();
+        if let (Some(discovery), Some(kube)) = (&self.discovery, &self.config.kubernetes) {
+            let synced = *discovery.synced.borrow();
+            cluster::export_synced(&self.metrics, synced);
+            if synced.ready() {
+                self.readiness.met(KUBERNETES_SYNCED);
+            }
+            plan = cluster::plan(discovery, kube, &self.node, &self.metrics);
+        }
+        all.append(&mut plan.targets);
+        let gone = self
+            .sink
+            .verdicts()
+            .set_services(plan.members, plan.cluster_dns);
+        for svc in gone {
+            self.metrics.cluster.forget_service(&svc);
+        }
+        self.scheduler.reconcile(all).await;
+        for (svc, verdict) in self.sink.verdicts().all() {
+            self.metrics.cluster.set_verdict(&svc, &verdict);
+        }
         self.metrics
             .set_targets(&count_by_hop(self.scheduler.keys()));
     }
@@ -236,7 +375,10 @@ mod tests {
     async fn a_bad_reload_keeps_the_running_config_and_a_good_one_replaces_it() {
         let metrics = Arc::new(Metrics::new());
         let listening = SocketAddr::from(([127, 0, 0, 1], 9808));
-        let mut agent = Agent::start(config(&["web"]), listening, Arc::clone(&metrics)).await;
+        let readiness = Arc::new(Readiness::new());
+        let mut agent = Agent::start(config(&["web"]), listening, Arc::clone(&metrics), readiness)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(ids(&agent), ["web"]);
 
         let bad = Config::parse("dns: [", "bad.yaml");

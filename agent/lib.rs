@@ -17,12 +17,15 @@
 //! - [`agent`]: wires the pieces together and runs until shutdown.
 
 pub mod agent;
+pub mod cluster;
 pub mod config;
+pub mod discovery;
 pub mod metrics;
 pub mod probe;
 pub mod reload;
 pub mod schedule;
 pub mod server;
+pub mod verdict;
 
 /// The version compiled into the binary, exported as `hopwatch_build_info{version}`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

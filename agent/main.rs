@@ -1,7 +1,8 @@
 //! The `hopwatch` command: flags, logging and config, then the agent or a one-off probe.
 //!
-//! Exit codes: 0 success; 1 a failed run, or a lookup that did not resolve; 2 a usage error
-//! (bad flag, invalid config for `check-config`, unreadable resolv.conf, bad server).
+//! Exit codes: 0 success; 1 a failed run, or a probe that failed (a lookup that did not resolve,
+//! a connect or request that failed); 2 a usage error (bad flag, invalid config for
+//! `check-config`, unreadable resolv.conf or CA file, bad server or URL).
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -21,7 +22,7 @@ use hopwatch::config::Config;
 use hopwatch::probe::dns::{
     self, Flavor, LookupOptions, LookupReport, QueryRecord, QueryStatus, QueryTypes, ResolvConf,
 };
-use hopwatch::probe::result_label;
+use hopwatch::probe::{http, result_label, tcp};
 
 /// A lookup ran but did not resolve.
 const EXIT_NOT_RESOLVED: u8 = 1;
@@ -64,6 +65,43 @@ struct RunArgs {
 enum ProbeCommand {
     /// Look a name up as a pod's stub resolver would, and print every wire query.
     Dns(DnsArgs),
+    /// Connect to HOST:PORT over TCP and say how it went: success, refused, timeout, unreachable.
+    Tcp(TcpArgs),
+    /// Request a URL on a fresh connection, timing DNS, connect, TLS and first byte.
+    Http(HttpArgs),
+}
+
+#[derive(Debug, Args)]
+struct TcpArgs {
+    /// The address, IP:PORT (e.g. a ClusterIP and port, or a pod IP and targetPort).
+    address: SocketAddr,
+    /// Give up after this long.
+    #[arg(long, value_name = "N", default_value = "5", value_parser = parse_seconds)]
+    timeout_seconds: Duration,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// The URL, http:// or https://.
+    url: String,
+    /// Dial this address instead of resolving the host (SNI and Host stay the URL's host).
+    #[arg(long, value_name = "IP[:PORT]")]
+    connect_to: Option<String>,
+    /// PEM bundle of CAs to verify the certificate against, instead of the built-in roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Finish the handshake whatever the certificate; its verdict is still printed.
+    #[arg(long)]
+    insecure: bool,
+    /// Give up after this long.
+    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_seconds)]
+    timeout_seconds: Duration,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +141,59 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig { file } => check_config(&file),
         Command::Probe(ProbeCommand::Dns(args)) => probe_dns(&args),
+        Command::Probe(ProbeCommand::Tcp(args)) => probe_tcp(&args),
+        Command::Probe(ProbeCommand::Http(args)) => probe_http(args),
+    }
+}
+
+fn probe_tcp(args: &TcpArgs) -> ExitCode {
+    let report = match runtime() {
+        Ok(rt) => rt.block_on(tcp::connect(
+            args.address,
+            tokio::time::Instant::now() + args.timeout_seconds,
+        )),
+        Err(err) => {
+            eprintln!("hopwatch: {err:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{}", report.render_text());
+    }
+    if report.result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_RESOLVED)
+    }
+}
+
+fn probe_http(args: HttpArgs) -> ExitCode {
+    let cli = http::CliArgs {
+        url: args.url,
+        connect_to: args.connect_to,
+        ca_file: args.ca_file,
+        insecure: args.insecure,
+        json: args.json,
+        timeout: args.timeout_seconds,
+    };
+    let outcome = match runtime() {
+        Ok(rt) => rt.block_on(http::cli(&cli)),
+        Err(err) => {
+            eprintln!("hopwatch: {err:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match outcome {
+        Ok((text, code)) => {
+            print!("{text}");
+            ExitCode::from(code)
+        }
+        Err(err) => {
+            eprintln!("hopwatch: {err}");
+            ExitCode::from(err.exit_code())
+        }
     }
 }
 

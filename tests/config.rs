@@ -6,7 +6,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hopwatch::config::{Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, Schedule};
+use hopwatch::config::{
+    Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, KubernetesConfig, Schedule,
+};
+use hopwatch::discovery::model::ObjKey;
+use hopwatch::discovery::select::{AnnotationMode, LabelSelector, Selection};
+use hopwatch::discovery::targets::Settings;
 use hopwatch::probe::dns::{Flavor, QueryTypes};
 
 fn repo(rel: &str) -> PathBuf {
@@ -43,7 +48,7 @@ fn addr(s: &str) -> SocketAddr {
 const INVALID: &[(&str, &str)] = &[
     (
         "invalid-unknown-top-level-field.yaml",
-        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`",
+        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`, `kubernetes`",
     ),
     (
         "invalid-unknown-nested-field.yaml",
@@ -217,6 +222,102 @@ const INVALID: &[(&str, &str)] = &[
         "invalid-multiple-documents.yaml",
         "invalid-multiple-documents.yaml:3:1: only single YAML document expected but multiple found",
     ),
+    (
+        "invalid-kubernetes-unknown-field.yaml",
+        "invalid-kubernetes-unknown-field.yaml:4:3: kubernetes: unknown field `kube_config`, expected one of `kubeconfig`, `cluster_domain`, `pod_probe_nodes`, `services`, `connect`, `dns`",
+    ),
+    (
+        "invalid-kubernetes-unknown-services-field.yaml",
+        "invalid-kubernetes-unknown-services-field.yaml:4:5: kubernetes.services: unknown field `namespace`, expected one of `namespaces`, `exclude_namespaces`, `label_selector`, `annotation`, `annotation_mode`, `always`",
+    ),
+    (
+        "invalid-kubernetes-unknown-connect-field.yaml",
+        "invalid-kubernetes-unknown-connect-field.yaml:5:5: kubernetes.connect: unknown field `timeout`, expected one of `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+    ),
+    (
+        "invalid-kubernetes-unknown-dns-field.yaml",
+        "invalid-kubernetes-unknown-dns-field.yaml:5:5: kubernetes.dns: unknown field `server`, expected one of `service`, `names`, `flavor`, `qtypes`, `resolv_conf`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `node_local_dns`",
+    ),
+    (
+        "invalid-kubernetes-wrong-type.yaml",
+        "invalid-kubernetes-wrong-type.yaml:3:3: kubernetes: expected a mapping of Kubernetes settings, found a list",
+    ),
+    (
+        "invalid-kubernetes-wrong-type-namespaces.yaml",
+        "invalid-kubernetes-wrong-type-namespaces.yaml:3:17: kubernetes.services.namespaces: expected a list of namespace names, found `shop`",
+    ),
+    (
+        "invalid-kubernetes-cluster-domain.yaml",
+        "invalid-kubernetes-cluster-domain.yaml:2:19: kubernetes.cluster_domain: `cluster..local` has an empty label",
+    ),
+    (
+        "invalid-kubernetes-pod-probe-nodes-zero.yaml",
+        "invalid-kubernetes-pod-probe-nodes-zero.yaml:2:20: kubernetes.pod_probe_nodes: 0 must be between 1 and 1000",
+    ),
+    (
+        "invalid-kubernetes-pod-probe-nodes-type.yaml",
+        "invalid-kubernetes-pod-probe-nodes-type.yaml:2:20: kubernetes.pod_probe_nodes: expected a whole number from 1 to 1000, found `three`",
+    ),
+    (
+        "invalid-kubernetes-namespace.yaml",
+        "invalid-kubernetes-namespace.yaml:4:24: kubernetes.services.namespaces[1]: namespace `Payments` contains `P`; only lowercase letters, digits and `-` are allowed",
+    ),
+    (
+        "invalid-kubernetes-exclude-namespace-empty.yaml",
+        "invalid-kubernetes-exclude-namespace-empty.yaml:3:39: kubernetes.services.exclude_namespaces[1]: namespace must not be empty",
+    ),
+    (
+        "invalid-kubernetes-label-selector.yaml",
+        "invalid-kubernetes-label-selector.yaml:4:21: kubernetes.services.label_selector: cannot read label requirement \"env in prod\"",
+    ),
+    (
+        "invalid-kubernetes-annotation.yaml",
+        "invalid-kubernetes-annotation.yaml:3:17: kubernetes.services.annotation: `Hopwatch.io/probe`: prefix `Hopwatch.io` is not a lowercase DNS name such as `hopwatch.io`",
+    ),
+    (
+        "invalid-kubernetes-annotation-mode.yaml",
+        "invalid-kubernetes-annotation-mode.yaml:3:22: kubernetes.services.annotation_mode: unknown annotation mode `optin`, expected `opt-out` or `opt-in`",
+    ),
+    (
+        "invalid-kubernetes-always-no-slash.yaml",
+        "invalid-kubernetes-always-no-slash.yaml:6:9: kubernetes.services.always[1]: `kube-dns` is not `namespace/name`, such as `kube-system/kube-dns`",
+    ),
+    (
+        "invalid-kubernetes-always-empty-part.yaml",
+        "invalid-kubernetes-always-empty-part.yaml:3:14: kubernetes.services.always[0]: `kube-system/` has an empty Service name; write `namespace/name`",
+    ),
+    (
+        "invalid-kubernetes-always-duplicate.yaml",
+        "invalid-kubernetes-always-duplicate.yaml:3:56: kubernetes.services.always[2]: duplicate Service `kube-system/kube-dns`, kubernetes.services.always[0] has it too",
+    ),
+    (
+        "invalid-kubernetes-connect-timeout.yaml",
+        "invalid-kubernetes-connect-timeout.yaml:4:22: kubernetes.connect.timeout_seconds: 5 must be below interval_seconds (5)",
+    ),
+    (
+        "invalid-kubernetes-connect-jitter-default-interval.yaml",
+        "invalid-kubernetes-connect-jitter-default-interval.yaml:6:21: kubernetes.connect.jitter_seconds: 20 must be below interval_seconds (15, the default)",
+    ),
+    (
+        "invalid-kubernetes-dns-timeout-inherited.yaml",
+        "invalid-kubernetes-dns-timeout-inherited.yaml:6:23: kubernetes.dns.interval_seconds: 10 must be above timeout_seconds (25, from defaults.timeout_seconds)",
+    ),
+    (
+        "invalid-kubernetes-dns-service.yaml",
+        "invalid-kubernetes-dns-service.yaml:3:14: kubernetes.dns.service: Service name `CoreDNS` contains `C`; only lowercase letters, digits and `-` are allowed",
+    ),
+    (
+        "invalid-kubernetes-names-empty.yaml",
+        "invalid-kubernetes-names-empty.yaml:3:12: kubernetes.dns.names: must list at least one name; leave `names` out for the default",
+    ),
+    (
+        "invalid-kubernetes-names-duplicate.yaml",
+        "invalid-kubernetes-names-duplicate.yaml:6:9: kubernetes.dns.names[2]: duplicate name `kubernetes.default`, kubernetes.dns.names[0] has it too",
+    ),
+    (
+        "invalid-kubernetes-node-local-dns.yaml",
+        "invalid-kubernetes-node-local-dns.yaml:3:21: kubernetes.dns.node_local_dns: `169.254.20.300` is not an IP address, `IP:PORT` or `[IPv6]:PORT`",
+    ),
 ];
 
 #[test]
@@ -292,7 +393,7 @@ fn embedded_default_is_the_out_of_cluster_config() {
 }
 
 #[test]
-fn daemonset_example_covers_the_flavors_and_a_server() {
+fn daemonset_example_covers_the_flavors_a_server_and_discovery() {
     let config = Config::load(&repo("config/daemonset.yaml")).unwrap();
     let flavors: BTreeSet<Flavor> = config.dns.iter().map(|t| t.flavor).collect();
     assert!(
@@ -312,6 +413,16 @@ fn daemonset_example_covers_the_flavors_and_a_server() {
     ] {
         assert!(config.dns.iter().any(|t| t.name == name), "{name} missing");
     }
+    let k = config
+        .kubernetes
+        .expect("daemonset.yaml has a kubernetes section");
+    assert_eq!(k.kubeconfig, None, "a pod uses its service account");
+    assert_eq!(
+        k.discovery.selection.exclude_namespaces,
+        ["kube-public", "kube-node-lease"]
+    );
+    assert_eq!(k.connect, schedule(15.0, 3.0, 1.0));
+    assert_eq!(k.dns_schedule, schedule(30.0, 10.0, 2.0));
 }
 
 #[test]
@@ -320,6 +431,7 @@ fn an_empty_document_means_all_defaults() {
         listen: addr("0.0.0.0:9808"),
         max_concurrency: 64,
         dns: vec![],
+        kubernetes: None,
     };
     for text in [
         "",
@@ -330,6 +442,7 @@ fn an_empty_document_means_all_defaults() {
         "\u{feff}",
         "dns: []\n",
         "defaults: {}\n",
+        "kubernetes:\n",
     ] {
         assert_eq!(
             Config::parse(text, "empty.yaml"),
@@ -390,6 +503,136 @@ fn unset_timeout_and_jitter_follow_each_targets_interval() {
     );
     assert_eq!(config.dns[3].qtypes, QueryTypes::A);
     assert_eq!(config.dns[0].flavor, Flavor::Glibc);
+}
+
+/// What `kubernetes: {}` means, under a file without `defaults`.
+fn kubernetes_defaults() -> KubernetesConfig {
+    KubernetesConfig {
+        kubeconfig: None,
+        discovery: Settings {
+            selection: Selection {
+                namespaces: vec![],
+                exclude_namespaces: vec![],
+                label_selector: LabelSelector::default(),
+                annotation: "hopwatch.io/probe".into(),
+                mode: AnnotationMode::OptOut,
+                always: vec![
+                    ObjKey::new("kube-system", "kube-dns"),
+                    ObjKey::new("default", "kubernetes"),
+                ],
+            },
+            pod_probe_nodes: 3,
+            cluster_domain: "cluster.local".into(),
+            dns_service: ObjKey::new("kube-system", "kube-dns"),
+        },
+        connect: schedule(15.0, 3.0, 1.0),
+        dns_names: vec!["kubernetes.default".into()],
+        dns_flavor: Flavor::Glibc,
+        dns_qtypes: QueryTypes::Both,
+        dns_resolv_conf: "/etc/resolv.conf".into(),
+        dns_schedule: schedule(30.0, 25.0, 1.0),
+        node_local_dns: None,
+    }
+}
+
+#[test]
+fn without_a_kubernetes_section_nothing_is_discovered() {
+    for text in ["", "dns: []\n", "kubernetes:\n", "kubernetes: ~\n"] {
+        let config = Config::parse(text, "k.yaml").unwrap();
+        assert_eq!(config.kubernetes, None, "{text:?}");
+    }
+    for file in ["config/default.yaml", "config/standalone.yaml"] {
+        assert_eq!(
+            Config::load(&repo(file)).unwrap().kubernetes,
+            None,
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_kubernetes_section_means_all_defaults() {
+    for text in [
+        "kubernetes: {}\n",
+        "kubernetes:\n  services:\n  connect: {}\n  dns:\n",
+        "kubernetes:\n  services: {always: [kube-system/kube-dns, default/kubernetes]}\n",
+    ] {
+        let config = Config::parse(text, "k.yaml").unwrap();
+        assert_eq!(config.kubernetes, Some(kubernetes_defaults()), "{text:?}");
+    }
+}
+
+#[test]
+fn cluster_dns_inherits_defaults_and_connect_does_not() {
+    let text = "defaults:\n  interval_seconds: 60\n  timeout_seconds: 10\n  jitter_seconds: 4\n  dns:\n    flavor: go\n    qtypes: [A]\n    resolv_conf: /r.conf\nkubernetes: {}\n";
+    let k = Config::parse(text, "k.yaml").unwrap().kubernetes.unwrap();
+    assert_eq!(k.connect, schedule(15.0, 3.0, 1.0));
+    assert_eq!(k.dns_schedule, schedule(60.0, 10.0, 4.0));
+    assert_eq!(
+        (k.dns_flavor, k.dns_qtypes, k.dns_resolv_conf.as_path()),
+        (Flavor::Go, QueryTypes::A, Path::new("/r.conf"))
+    );
+    let short = "kubernetes:\n  connect: {interval_seconds: 2}\n  dns: {interval_seconds: 5}\n";
+    let k = Config::parse(short, "k.yaml").unwrap().kubernetes.unwrap();
+    assert_eq!(
+        k.connect,
+        schedule(2.0, 1.6, 0.2),
+        "computed from the interval"
+    );
+    assert_eq!(k.dns_schedule, schedule(5.0, 4.0, 0.5));
+}
+
+#[test]
+fn every_kubernetes_field_lands_where_it_should() {
+    let k = parse_fixture("valid-kubernetes.yaml")
+        .unwrap()
+        .kubernetes
+        .unwrap();
+    assert_eq!(
+        k.kubeconfig,
+        Some(PathBuf::from("/etc/hopwatch/kubeconfig"))
+    );
+    let d = &k.discovery;
+    assert_eq!(d.cluster_domain, "cluster.example");
+    assert_eq!(d.pod_probe_nodes, 1000);
+    assert_eq!(d.dns_service, ObjKey::new("kube-system", "coredns"));
+    let sel = &d.selection;
+    assert_eq!(sel.namespaces, ["shop", "payments", "0-legacy"]);
+    assert_eq!(sel.exclude_namespaces, ["kube-public"]);
+    assert_eq!(
+        sel.label_selector,
+        LabelSelector::parse("app in (web,api),tier!=cache").unwrap()
+    );
+    assert_eq!(sel.annotation, "example.com/hopwatch-probe");
+    assert_eq!(sel.mode, AnnotationMode::OptIn);
+    assert_eq!(sel.always, [ObjKey::new("default", "kubernetes")]);
+    assert_eq!(k.connect, schedule(2.0, 1.6, 0.0));
+    assert_eq!(
+        k.dns_names,
+        [
+            "kubernetes.default",
+            "kube-dns.kube-system.svc.cluster.example."
+        ]
+    );
+    assert_eq!(k.dns_flavor, Flavor::Musl, "from defaults");
+    assert_eq!(k.dns_qtypes, QueryTypes::A, "its own");
+    assert_eq!(k.dns_resolv_conf, Path::new("/run/hopwatch/resolv.conf"));
+    assert_eq!(k.dns_schedule, schedule(20.0, 5.0, 0.25));
+    assert_eq!(k.node_local_dns, Some(addr("169.254.20.10:53")));
+}
+
+#[test]
+fn empty_kubernetes_lists_mean_all_and_none() {
+    let k = parse_fixture("valid-kubernetes-empty-lists.yaml")
+        .unwrap()
+        .kubernetes
+        .unwrap();
+    let want = Selection {
+        always: vec![],
+        ..kubernetes_defaults().discovery.selection
+    };
+    assert_eq!(k.discovery.selection, want);
+    assert_eq!(k.node_local_dns, Some(addr("[fd00::a]:5353")));
 }
 
 #[test]
@@ -457,6 +700,7 @@ fn mangled_input_gives_an_error_not_a_panic() {
     let mut texts = vec![
         fixture("valid-overrides.yaml"),
         EMBEDDED_DEFAULT.to_string(),
+        fixture("valid-kubernetes.yaml"),
     ];
     for (name, _) in INVALID.iter().take(12) {
         texts.push(fixture(name));

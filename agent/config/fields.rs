@@ -125,7 +125,8 @@ pub fn qtype(s: &str) -> Result<Qtype, String> {
         .ok_or_else(|| format!("unknown record type {}, expected `A` or `AAAA`", show(s)))
 }
 
-pub fn resolv_conf(s: &str) -> Result<PathBuf, String> {
+/// A file path (`resolv_conf`, `kubeconfig`): not empty, and no NUL, which no path can hold.
+pub fn file_path(s: &str) -> Result<PathBuf, String> {
     if s.is_empty() {
         return Err("must not be empty".to_string());
     }

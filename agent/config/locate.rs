@@ -118,11 +118,27 @@ fn expected(path: &str) -> Option<&'static str> {
         "resolv_conf" => "a file path",
         "name" => "a DNS name",
         "id" => "a target id",
-        "server" => "an IP address, optionally with a port",
+        "server" | "node_local_dns" => "an IP address, optionally with a port",
+        "kubernetes" => "a mapping of Kubernetes settings",
+        "kubeconfig" => "a file path",
+        "cluster_domain" => "a DNS name such as `cluster.local`",
+        "pod_probe_nodes" => "a whole number from 1 to 1000",
+        "services" => "a mapping of Service selection settings",
+        "namespaces" | "exclude_namespaces" => "a list of namespace names",
+        "label_selector" => "a label selector such as `app=web,tier!=cache`",
+        "annotation" => "an annotation key such as `hopwatch.io/probe`",
+        "annotation_mode" => "`opt-out` or `opt-in`",
+        "always" => "a list of Services as `namespace/name`",
+        "connect" => "a mapping of schedule settings",
+        "service" => "a Service as `namespace/name`",
+        "names" => "a list of DNS names",
         _ if in_list && path.starts_with("dns[") && !path.contains('.') => {
             "a mapping with at least `name`"
         }
         _ if in_list && path.contains(".qtypes[") => "a record type, `A` or `AAAA`",
+        _ if in_list && path.contains("namespaces[") => "a namespace name",
+        _ if in_list && path.contains(".always[") => "a Service as `namespace/name`",
+        _ if in_list && path.contains(".names[") => "a DNS name",
         _ => return None,
     })
 }

@@ -3,12 +3,16 @@
 //!
 //! - `raw`: the serde structs the YAML is read into, and [`ConfigError`].
 //! - `validate`: raw structs → [`Config`], defaults applied and cross-field rules checked.
+//! - `kubernetes`: the same for the `kubernetes:` section, into [`KubernetesConfig`].
 //! - `fields`: pure checks of single values (names, addresses, durations).
+//! - `k8s_names`: pure checks of Kubernetes names (namespaces, Services, annotation keys).
 //! - `locate`: the field path of a serde-saphyr error, which only knows the line.
 //!
 //! Errors name the file, line, column and field path; the first problem found is reported.
 
 mod fields;
+mod k8s_names;
+mod kubernetes;
 mod locate;
 mod raw;
 mod validate;
@@ -35,6 +39,32 @@ pub struct Config {
     pub max_concurrency: usize,
     /// DNS targets, in config order.
     pub dns: Vec<DnsTarget>,
+    /// Kubernetes discovery; `None` when the file has no `kubernetes:` section, and then
+    /// nothing is discovered.
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// The validated `kubernetes:` section: how to reach the API server, which Services to
+/// probe, and the schedules and settings of the probes discovery creates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesConfig {
+    /// Explicit kubeconfig; `None` = `$KUBECONFIG`, `~/.kube/config`, then the in-cluster
+    /// service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// Selection, `pod_probe_nodes`, `cluster_domain` (without a trailing dot) and the
+    /// cluster DNS Service.
+    pub discovery: crate::discovery::targets::Settings,
+    /// Schedule of the Service (ClusterIP) and Pod (direct) TCP connect probes.
+    pub connect: Schedule,
+    /// Names looked up through the cluster DNS Service's ClusterIP and through each of its
+    /// ready replicas directly. Never empty, no duplicates.
+    pub dns_names: Vec<String>,
+    pub dns_flavor: Flavor,
+    pub dns_qtypes: QueryTypes,
+    pub dns_resolv_conf: PathBuf,
+    pub dns_schedule: Schedule,
+    /// A NodeLocal DNSCache address to probe as one more server.
+    pub node_local_dns: Option<SocketAddr>,
 }
 
 /// When and for how long a target is probed.
@@ -65,7 +95,10 @@ pub struct DnsTarget {
 
 impl DnsTarget {
     pub fn key(&self) -> TargetKey {
-        TargetKey { hop: Hop::Dns, id: self.id.clone() }
+        TargetKey {
+            hop: Hop::Dns,
+            id: self.id.clone(),
+        }
     }
 }
 

@@ -107,6 +107,7 @@ pub(super) struct RawConfig {
     pub max_concurrency: Option<S<i64>>,
     pub defaults: Option<RawDefaults>,
     pub dns: Option<Vec<RawDnsTarget>>,
+    pub kubernetes: Option<RawKubernetes>,
 }
 
 /// Settings every target inherits unless it sets its own.
@@ -141,6 +142,54 @@ pub(super) struct RawDnsTarget {
     pub interval_seconds: Option<S<f64>>,
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
+}
+
+/// `kubernetes:`: where the cluster is, which Services to probe, and how.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKubernetes {
+    pub kubeconfig: Option<S<String>>,
+    pub cluster_domain: Option<S<String>>,
+    pub pod_probe_nodes: Option<S<i64>>,
+    pub services: Option<RawServices>,
+    pub connect: Option<RawConnect>,
+    pub dns: Option<RawClusterDns>,
+}
+
+/// `kubernetes.services`: which Services are probed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServices {
+    pub namespaces: Option<S<Vec<S<String>>>>,
+    pub exclude_namespaces: Option<S<Vec<S<String>>>>,
+    pub label_selector: Option<S<String>>,
+    pub annotation: Option<S<String>>,
+    pub annotation_mode: Option<S<String>>,
+    pub always: Option<S<Vec<S<String>>>>,
+}
+
+/// `kubernetes.connect`: the schedule of the Service and Pod connect probes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConnect {
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
+}
+
+/// `kubernetes.dns`: lookups sent to the cluster DNS Service and each of its replicas.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClusterDns {
+    pub service: Option<S<String>>,
+    pub names: Option<S<Vec<S<String>>>>,
+    pub flavor: Option<S<String>>,
+    pub qtypes: Option<S<Vec<S<String>>>>,
+    pub resolv_conf: Option<S<String>>,
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
+    pub node_local_dns: Option<S<String>>,
 }
 
 /// Parses and validates YAML text; `origin` names the file in errors.

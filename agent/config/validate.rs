@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_saphyr::Location;
 
 use super::fields::{self, DEFAULT_INTERVAL_SECONDS};
+use super::kubernetes;
 use super::raw::{Problem, RawConfig, RawDefaults, RawDnsTarget, S};
 use super::{Config, DnsTarget, Schedule};
 use crate::probe::dns::{Flavor, Qtype, QueryTypes};
@@ -19,15 +20,20 @@ pub(super) fn config(raw: RawConfig) -> Result<Config, Problem> {
     })?;
     let defaults = defaults(raw.defaults.unwrap_or_default())?;
     let dns = dns_targets(raw.dns.as_deref().unwrap_or_default(), &defaults)?;
+    let kubernetes = raw
+        .kubernetes
+        .map(|k| kubernetes::section(k, &defaults))
+        .transpose()?;
     Ok(Config {
         listen: listen.unwrap_or(fields::DEFAULT_LISTEN),
         max_concurrency: max_concurrency.unwrap_or(fields::DEFAULT_CONCURRENCY),
         dns,
+        kubernetes,
     })
 }
 
 /// Runs `f` on a value; a failure names `path` and the value's line.
-fn check<T, U>(
+pub(super) fn check<T, U>(
     v: &S<T>,
     path: &str,
     f: impl FnOnce(&T) -> Result<U, String>,
@@ -36,7 +42,7 @@ fn check<T, U>(
 }
 
 /// [`check`] for a value that may not be written; `None` if it is not.
-fn check_opt<T, U>(
+pub(super) fn check_opt<T, U>(
     v: Option<&S<T>>,
     path: &str,
     f: impl FnOnce(&T) -> Result<U, String>,
@@ -52,21 +58,37 @@ struct Setting {
     path: String,
 }
 
-/// The schedule settings one block (`defaults` or a target) writes.
+/// The schedule settings one block (`defaults`, a target, `kubernetes.connect`, …) writes.
 #[derive(Debug, Default)]
-struct Timing {
+pub(super) struct Timing {
     interval: Option<Setting>,
     timeout: Option<Setting>,
     jitter: Option<Setting>,
 }
 
 /// `defaults`, validated, still knowing which settings were written.
-struct Defaults {
-    timing: Timing,
-    flavor: Flavor,
-    qtypes: QueryTypes,
-    resolv_conf: PathBuf,
+pub(super) struct Defaults {
+    pub timing: Timing,
+    pub flavor: Flavor,
+    pub qtypes: QueryTypes,
+    pub resolv_conf: PathBuf,
 }
+
+/// What a schedule falls back to for a setting neither its block nor the block it inherits
+/// from writes: an interval, and the timeout and jitter as functions of the interval in
+/// effect (so that they always stay below it).
+pub(super) struct Computed {
+    pub interval: f64,
+    pub timeout: fn(f64) -> f64,
+    pub jitter: fn(f64) -> f64,
+}
+
+/// The fallbacks of `defaults` and of every DNS lookup schedule.
+pub(super) const PROBE_DEFAULTS: Computed = Computed {
+    interval: DEFAULT_INTERVAL_SECONDS,
+    timeout: fields::default_timeout,
+    jitter: fields::default_jitter,
+};
 
 fn defaults(raw: RawDefaults) -> Result<Defaults, Problem> {
     let timing = timing(
@@ -77,7 +99,7 @@ fn defaults(raw: RawDefaults) -> Result<Defaults, Problem> {
     )?;
     // The defaults must make a schedule on their own, so that a problem shows where it was
     // written and not on every target that inherits it.
-    schedule(&timing, &Timing::default())?;
+    schedule(&timing, &Timing::default(), &PROBE_DEFAULTS)?;
     let dns = raw.dns.unwrap_or_default();
     let flavor = check_opt(dns.flavor.as_ref(), "defaults.dns.flavor", |s| {
         fields::flavor(s)
@@ -88,7 +110,7 @@ fn defaults(raw: RawDefaults) -> Result<Defaults, Problem> {
         .map(|v| qtypes(v, "defaults.dns.qtypes"))
         .transpose()?;
     let resolv_conf = check_opt(dns.resolv_conf.as_ref(), "defaults.dns.resolv_conf", |s| {
-        fields::resolv_conf(s)
+        fields::file_path(s)
     })?;
     Ok(Defaults {
         timing,
@@ -100,7 +122,7 @@ fn defaults(raw: RawDefaults) -> Result<Defaults, Problem> {
 
 /// The schedule settings written in `block` (a path like `defaults` or `dns[3]`), each checked
 /// on its own; how they fit together is [`schedule`]'s business.
-fn timing(
+pub(super) fn timing(
     block: &str,
     interval: Option<&S<f64>>,
     timeout: Option<&S<f64>>,
@@ -144,11 +166,15 @@ fn pick<'a>(own: &'a Option<Setting>, inherited: &'a Option<Setting>) -> Option<
 
 /// The schedule of a block: its own settings, else the inherited ones, else the computed
 /// defaults (which are always consistent).
-fn schedule(own: &Timing, inherited: &Timing) -> Result<Schedule, Problem> {
+pub(super) fn schedule(
+    own: &Timing,
+    inherited: &Timing,
+    computed: &Computed,
+) -> Result<Schedule, Problem> {
     let interval = pick(&own.interval, &inherited.interval);
     let timeout = pick(&own.timeout, &inherited.timeout);
     let jitter = pick(&own.jitter, &inherited.jitter);
-    let interval_value = interval.map_or(DEFAULT_INTERVAL_SECONDS, |p| p.setting.value);
+    let interval_value = interval.map_or(computed.interval, |p| p.setting.value);
     below(timeout, "timeout_seconds", interval, interval_value)?;
     below(jitter, "jitter_seconds", interval, interval_value)?;
     let value = |p: Option<Picked>, default: fn(f64) -> f64| {
@@ -156,8 +182,8 @@ fn schedule(own: &Timing, inherited: &Timing) -> Result<Schedule, Problem> {
     };
     Ok(Schedule {
         interval: seconds(interval_value, interval)?,
-        timeout: seconds(value(timeout, fields::default_timeout), timeout)?,
-        jitter: seconds(value(jitter, fields::default_jitter), jitter)?,
+        timeout: seconds(value(timeout, computed.timeout), timeout)?,
+        jitter: seconds(value(jitter, computed.jitter), jitter)?,
     })
 }
 
@@ -209,7 +235,7 @@ fn seconds(value: f64, from: Option<Picked>) -> Result<Duration, Problem> {
 }
 
 /// `qtypes`: a non-empty list of `A` and `AAAA`, each at most once.
-fn qtypes(list: &S<Vec<S<String>>>, path: &str) -> Result<QueryTypes, Problem> {
+pub(super) fn qtypes(list: &S<Vec<S<String>>>, path: &str) -> Result<QueryTypes, Problem> {
     let mut seen: Vec<Qtype> = Vec::new();
     for (i, entry) in list.value.iter().enumerate() {
         let item = format!("{path}[{i}]");
@@ -284,7 +310,7 @@ fn dns_target(at: &str, t: &RawDnsTarget, defaults: &Defaults) -> Result<DnsTarg
         .map(|v| qtypes(v, &field("qtypes")))
         .transpose()?;
     let resolv_conf = check_opt(t.resolv_conf.as_ref(), &field("resolv_conf"), |s| {
-        fields::resolv_conf(s)
+        fields::file_path(s)
     })?;
     let own = timing(
         at,
@@ -299,6 +325,6 @@ fn dns_target(at: &str, t: &RawDnsTarget, defaults: &Defaults) -> Result<DnsTarg
         qtypes: qtypes.unwrap_or(defaults.qtypes),
         resolv_conf: resolv_conf.unwrap_or_else(|| defaults.resolv_conf.clone()),
         server,
-        schedule: schedule(&own, &defaults.timing)?,
+        schedule: schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?,
     })
 }

@@ -16,8 +16,11 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+pub mod cluster;
+
 use crate::probe::dns::{DnsCycle, LookupReport, QueryStatus};
-use crate::probe::{Detail, Hop, Outcome, TargetKey, result_label};
+use crate::probe::http::HttpReport;
+use crate::probe::{Detail, Failure, Hop, Outcome, TargetKey, result_label};
 
 /// The content type of [`Metrics::encode`]'s output: Prometheus text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -47,6 +50,10 @@ enum Family {
     DnsQueriesPerLookup,
     DnsNxdomainPerLookup,
     DnsAmplification,
+    HttpPhase,
+    HttpResponses,
+    TlsNotAfter,
+    TlsVerified,
 }
 
 /// The label sets one target has written, per family.
@@ -63,10 +70,16 @@ pub struct Metrics {
     dns_queries_per_lookup: IntGaugeVec,
     dns_nxdomain_per_lookup: IntGaugeVec,
     dns_amplification: GaugeVec,
+    http_phase: HistogramVec,
+    http_responses: IntCounterVec,
+    tls_not_after: GaugeVec,
+    tls_verified: IntGaugeVec,
     targets: IntGaugeVec,
     schedule_lag: Histogram,
     reloads: IntCounterVec,
     last_reload_success: Gauge,
+    /// Readiness, verdicts and watches: series about the cluster, not about one target.
+    pub cluster: cluster::ClusterMetrics,
     /// Held while recording and forgetting, so the two never interleave for one target.
     written: Mutex<HashMap<TargetKey, Written>>,
 }
@@ -103,31 +116,51 @@ impl Metrics {
             dns_lookups: r.counters(
                 "hopwatch_dns_lookups_total",
                 "DNS lookups of the name as written (search list) by emulated resolver and result.",
-                &["target", "flavor", "result"],
+                &["target", "server", "flavor", "result"],
             ),
             dns_queries: r.counters(
                 "hopwatch_dns_queries_total",
                 "Wire queries of DNS lookups (search and fqdn mode) by type, rcode and transport.",
-                &["target", "mode", "qtype", "rcode", "transport"],
+                &["target", "server", "mode", "qtype", "rcode", "transport"],
             ),
             dns_lookup_duration: r.histograms(
                 "hopwatch_dns_lookup_duration_seconds",
                 "Duration of DNS lookups as written (search) and as FQDN (fqdn).",
-                &["target", "mode"],
+                &["target", "server", "mode"],
             ),
             dns_queries_per_lookup: r.int_gauges(
                 "hopwatch_dns_queries_per_lookup",
                 "Wire queries sent by the last DNS lookup.",
-                &["target", "mode"],
+                &["target", "server", "mode"],
             ),
             dns_nxdomain_per_lookup: r.int_gauges(
                 "hopwatch_dns_nxdomain_per_lookup",
                 "NXDOMAIN replies received by the last DNS lookup.",
-                &["target", "mode"],
+                &["target", "server", "mode"],
             ),
             dns_amplification: r.gauges(
                 "hopwatch_dns_amplification_ratio",
                 "Wire queries of the search lookup per query of the FQDN lookup, last cycle.",
+                &["target", "server"],
+            ),
+            http_phase: r.histograms(
+                "hopwatch_http_phase_duration_seconds",
+                "Duration of each phase of an edge probe on a fresh connection: dns, connect, tls, ttfb.",
+                &["hop", "target", "phase"],
+            ),
+            http_responses: r.counters(
+                "hopwatch_http_responses_total",
+                "HTTP responses of edge probes by status code, expected or not.",
+                &["hop", "target", "code"],
+            ),
+            tls_not_after: r.gauges(
+                "hopwatch_tls_cert_not_after_timestamp_seconds",
+                "Earliest notAfter (Unix time) in the certificate chain the target presented.",
+                &["target"],
+            ),
+            tls_verified: r.int_gauges(
+                "hopwatch_tls_cert_verified",
+                "1 when the target's certificate chain verified for its host, 0 when not (reported even with verification turned off).",
                 &["target"],
             ),
             targets: r.int_gauges(
@@ -149,6 +182,7 @@ impl Metrics {
                 "hopwatch_config_last_reload_success_timestamp_seconds",
                 "Unix time the configuration was last applied, the initial one included.",
             ),
+            cluster: cluster::ClusterMetrics::new(&r),
             written: Mutex::new(HashMap::new()),
             registry,
         };
@@ -178,45 +212,105 @@ impl Metrics {
     pub fn record(&self, key: &TargetKey, outcome: &Outcome) {
         let mut written = self.lock();
         let mut series = Series(written.entry(key.clone()).or_default());
+        let target = key.id.as_str();
+        if let Detail::Connects(connects) = &outcome.detail {
+            // Every connect of a round is one probe; a round with nothing to connect is none.
+            for connect in connects {
+                self.record_probe(&mut series, key, &connect.result, connect.duration);
+            }
+            return;
+        }
+        self.record_probe(&mut series, key, &outcome.result, outcome.duration);
+        match &outcome.detail {
+            Detail::Dns(cycle) => self.record_dns(&mut series, target, cycle),
+            Detail::Http(report) => self.record_http(&mut series, key, report),
+            Detail::None | Detail::Connects(_) => {}
+        }
+    }
+
+    fn record_http(&self, series: &mut Series, key: &TargetKey, report: &HttpReport) {
         let (hop, target) = (key.hop.as_str(), key.id.as_str());
-        let labels = [hop, target, result_label(&outcome.result)];
+        for (phase, duration) in report.completed_phases() {
+            let labels = [hop, target, phase.as_str()];
+            let histogram = self
+                .http_phase
+                .with_label_values(series.note(Family::HttpPhase, &labels));
+            histogram.observe(duration.as_secs_f64());
+        }
+        if let Some(code) = report.status {
+            let code = code.to_string();
+            let labels = [hop, target, code.as_str()];
+            self.http_responses
+                .with_label_values(series.note(Family::HttpResponses, &labels))
+                .inc();
+        }
+        if let Some(tls) = &report.tls {
+            let not_after = self
+                .tls_not_after
+                .with_label_values(series.note(Family::TlsNotAfter, &[target]));
+            not_after.set(tls.not_after_earliest as f64);
+            let verified = self
+                .tls_verified
+                .with_label_values(series.note(Family::TlsVerified, &[target]));
+            verified.set(i64::from(tls.verified));
+        }
+    }
+
+    fn record_probe(
+        &self,
+        series: &mut Series,
+        key: &TargetKey,
+        result: &Result<(), Failure>,
+        duration: Duration,
+    ) {
+        let (hop, target) = (key.hop.as_str(), key.id.as_str());
+        let labels = [hop, target, result_label(result)];
         self.probes
             .with_label_values(series.note(Family::Probes, &labels))
             .inc();
         let labels = [hop, target];
-        let duration = self
+        let histogram = self
             .probe_duration
             .with_label_values(series.note(Family::ProbeDuration, &labels));
-        duration.observe(outcome.duration.as_secs_f64());
-        match &outcome.detail {
-            Detail::None => {}
-            Detail::Dns(cycle) => self.record_dns(&mut series, target, cycle),
-        }
+        histogram.observe(duration.as_secs_f64());
     }
 
     fn record_dns(&self, series: &mut Series, target: &str, cycle: &DnsCycle) {
-        let search = &cycle.search;
-        let labels = [target, search.flavor.as_str(), result_label(&search.result)];
+        let (search, server) = (&cycle.search, cycle.server.as_str());
+        let labels = [
+            target,
+            server,
+            search.flavor.as_str(),
+            result_label(&search.result),
+        ];
         self.dns_lookups
             .with_label_values(series.note(Family::DnsLookups, &labels))
             .inc();
-        self.record_lookup(series, target, search);
+        self.record_lookup(series, target, server, search);
         if let Some(fqdn) = &cycle.fqdn {
-            self.record_lookup(series, target, fqdn);
+            self.record_lookup(series, target, server, fqdn);
         }
         // Without a baseline the ratio is unknown: the last known value stays.
         if let Some(ratio) = cycle.amplification() {
+            let labels = [target, server];
             self.dns_amplification
-                .with_label_values(series.note(Family::DnsAmplification, &[target]))
+                .with_label_values(series.note(Family::DnsAmplification, &labels))
                 .set(ratio);
         }
     }
 
-    fn record_lookup(&self, series: &mut Series, target: &str, report: &LookupReport) {
+    fn record_lookup(
+        &self,
+        series: &mut Series,
+        target: &str,
+        server: &str,
+        report: &LookupReport,
+    ) {
         let mode = report.mode.as_str();
         for query in &report.queries {
             let labels = [
                 target,
+                server,
                 mode,
                 query.qtype.as_str(),
                 query.status.as_str(),
@@ -226,7 +320,7 @@ impl Metrics {
                 .with_label_values(series.note(Family::DnsQueries, &labels))
                 .inc();
         }
-        let labels = [target, mode];
+        let labels = [target, server, mode];
         let seconds = report.duration.as_secs_f64();
         self.dns_lookup_duration
             .with_label_values(series.note(Family::DnsLookupDuration, &labels))
@@ -263,6 +357,10 @@ impl Metrics {
                 self.dns_nxdomain_per_lookup.remove_label_values(labels)
             }
             Family::DnsAmplification => self.dns_amplification.remove_label_values(labels),
+            Family::HttpPhase => self.http_phase.remove_label_values(labels),
+            Family::HttpResponses => self.http_responses.remove_label_values(labels),
+            Family::TlsNotAfter => self.tls_not_after.remove_label_values(labels),
+            Family::TlsVerified => self.tls_verified.remove_label_values(labels),
         }
     }
 
@@ -423,6 +521,7 @@ mod tests {
             query("web.", Qtype::Aaaa, ok, 1),
         ];
         let cycle = DnsCycle {
+            server: "resolv.conf".to_string(),
             search: report(Mode::Search, search, 3),
             fqdn: Some(report(Mode::Fqdn, fqdn, 1)),
         };
@@ -551,13 +650,21 @@ mod tests {
             | Failure::Unreachable
             | Failure::Config
             | Failure::Prohibited
-            | Failure::ConnectError => failure.as_str(),
+            | Failure::ConnectError
+            | Failure::DnsMismatch
+            | Failure::TlsExpired
+            | Failure::TlsNotYetValid
+            | Failure::TlsUnknownCa
+            | Failure::TlsHostnameMismatch
+            | Failure::TlsHandshake
+            | Failure::HttpStatus
+            | Failure::HttpError => failure.as_str(),
         }
     }
 
     #[test]
     fn every_metric_and_label_value_is_documented() {
-        let docs = include_str!("../docs/METRICS.md");
+        let docs = include_str!("../../docs/METRICS.md");
         let metrics = Metrics::new();
         metrics.record(&key("web"), &dns_outcome());
         for family in metrics.registry().gather() {
@@ -567,20 +674,7 @@ mod tests {
                 family.name()
             );
         }
-        let failures = [
-            Failure::Timeout,
-            Failure::Nxdomain,
-            Failure::Nodata,
-            Failure::NoAddress,
-            Failure::Servfail,
-            Failure::Refused,
-            Failure::DnsError,
-            Failure::Unreachable,
-            Failure::Config,
-            Failure::Prohibited,
-            Failure::ConnectError,
-        ];
-        let values = failures.map(documented_failure);
+        let values = Failure::ALL.map(documented_failure);
         for value in values
             .iter()
             .chain(QueryStatus::ALL.map(QueryStatus::as_str).iter())
@@ -604,70 +698,82 @@ hopwatch_config_reloads_total{result="failure"} 0
 hopwatch_config_reloads_total{result="success"} 0
 # HELP hopwatch_dns_amplification_ratio Wire queries of the search lookup per query of the FQDN lookup, last cycle.
 # TYPE hopwatch_dns_amplification_ratio gauge
-hopwatch_dns_amplification_ratio{target="web"} 3
+hopwatch_dns_amplification_ratio{server="resolv.conf",target="web"} 3
 # HELP hopwatch_dns_lookup_duration_seconds Duration of DNS lookups as written (search) and as FQDN (fqdn).
 # TYPE hopwatch_dns_lookup_duration_seconds histogram
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.00025"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.0005"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.001"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.002"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.004"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.008"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.016"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.032"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.064"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.128"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.256"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="0.512"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="1.024"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="2.048"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="4.096"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="8.192"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="16.384"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="32.768"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",target="web",le="+Inf"} 1
-hopwatch_dns_lookup_duration_seconds_sum{mode="fqdn",target="web"} 0.001
-hopwatch_dns_lookup_duration_seconds_count{mode="fqdn",target="web"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.00025"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.0005"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.001"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.002"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.004"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.008"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.016"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.032"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.064"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.128"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.256"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="0.512"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="1.024"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="2.048"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="4.096"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="8.192"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="16.384"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="32.768"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="search",target="web",le="+Inf"} 1
-hopwatch_dns_lookup_duration_seconds_sum{mode="search",target="web"} 0.003
-hopwatch_dns_lookup_duration_seconds_count{mode="search",target="web"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.00025"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.0005"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.001"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.002"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.004"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.008"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.016"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.032"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.064"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.128"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.256"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.512"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="1.024"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="2.048"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="4.096"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="8.192"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="16.384"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="32.768"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="+Inf"} 1
+hopwatch_dns_lookup_duration_seconds_sum{mode="fqdn",server="resolv.conf",target="web"} 0.001
+hopwatch_dns_lookup_duration_seconds_count{mode="fqdn",server="resolv.conf",target="web"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.00025"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.0005"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.001"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.002"} 0
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.004"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.008"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.016"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.032"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.064"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.128"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.256"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.512"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="1.024"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="2.048"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="4.096"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="8.192"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="16.384"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="32.768"} 1
+hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="+Inf"} 1
+hopwatch_dns_lookup_duration_seconds_sum{mode="search",server="resolv.conf",target="web"} 0.003
+hopwatch_dns_lookup_duration_seconds_count{mode="search",server="resolv.conf",target="web"} 1
 # HELP hopwatch_dns_lookups_total DNS lookups of the name as written (search list) by emulated resolver and result.
 # TYPE hopwatch_dns_lookups_total counter
-hopwatch_dns_lookups_total{flavor="glibc",result="success",target="web"} 1
+hopwatch_dns_lookups_total{flavor="glibc",result="success",server="resolv.conf",target="web"} 1
 # HELP hopwatch_dns_nxdomain_per_lookup NXDOMAIN replies received by the last DNS lookup.
 # TYPE hopwatch_dns_nxdomain_per_lookup gauge
-hopwatch_dns_nxdomain_per_lookup{mode="fqdn",target="web"} 0
-hopwatch_dns_nxdomain_per_lookup{mode="search",target="web"} 4
+hopwatch_dns_nxdomain_per_lookup{mode="fqdn",server="resolv.conf",target="web"} 0
+hopwatch_dns_nxdomain_per_lookup{mode="search",server="resolv.conf",target="web"} 4
 # HELP hopwatch_dns_queries_per_lookup Wire queries sent by the last DNS lookup.
 # TYPE hopwatch_dns_queries_per_lookup gauge
-hopwatch_dns_queries_per_lookup{mode="fqdn",target="web"} 2
-hopwatch_dns_queries_per_lookup{mode="search",target="web"} 6
+hopwatch_dns_queries_per_lookup{mode="fqdn",server="resolv.conf",target="web"} 2
+hopwatch_dns_queries_per_lookup{mode="search",server="resolv.conf",target="web"} 6
 # HELP hopwatch_dns_queries_total Wire queries of DNS lookups (search and fqdn mode) by type, rcode and transport.
 # TYPE hopwatch_dns_queries_total counter
-hopwatch_dns_queries_total{mode="fqdn",qtype="A",rcode="NOERROR",target="web",transport="udp"} 1
-hopwatch_dns_queries_total{mode="fqdn",qtype="AAAA",rcode="NOERROR",target="web",transport="udp"} 1
-hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NOERROR",target="web",transport="udp"} 1
-hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",target="web",transport="udp"} 2
-hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NOERROR",target="web",transport="udp"} 1
-hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",target="web",transport="udp"} 2
+hopwatch_dns_queries_total{mode="fqdn",qtype="A",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="fqdn",qtype="AAAA",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
+hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
+hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
+# HELP hopwatch_kube_synced 1 once the resource has been listed completely at least once.
+# TYPE hopwatch_kube_synced gauge
+hopwatch_kube_synced{resource="endpointslices"} 0
+hopwatch_kube_synced{resource="ingresses"} 0
+hopwatch_kube_synced{resource="nodes"} 0
+hopwatch_kube_synced{resource="services"} 0
+# HELP hopwatch_kube_watch_restarts_total Kubernetes watch failures after which the watch was re-established with backoff.
+# TYPE hopwatch_kube_watch_restarts_total counter
+hopwatch_kube_watch_restarts_total{resource="endpointslices"} 0
+hopwatch_kube_watch_restarts_total{resource="ingresses"} 0
+hopwatch_kube_watch_restarts_total{resource="nodes"} 0
+hopwatch_kube_watch_restarts_total{resource="services"} 0
 # HELP hopwatch_probe_duration_seconds Duration of probe attempts, as the user of the hop would feel it.
 # TYPE hopwatch_probe_duration_seconds histogram
 hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.00025"} 0

@@ -4,6 +4,7 @@
 //! what it saw as an [`Outcome`]; the scheduler owns time and `metrics.rs` owns the series.
 
 pub mod dns;
+pub mod http;
 pub mod tcp;
 
 use std::fmt;
@@ -81,15 +82,56 @@ pub enum Failure {
     Unreachable,
     /// The local configuration made the probe impossible, e.g. an unreadable resolv.conf.
     Config,
+    /// DNS answered, but not with what it should: a headless Service's answer differs from its
+    /// ready endpoints, or a public name does not point at its load balancer.
+    DnsMismatch,
     /// The local kernel forbade the TCP connect (EACCES, EPERM): a `prohibit` route, an ICMPv6
     /// administratively-prohibited reply, or a policy hook on connect (cgroup BPF, LSM).
     Prohibited,
     /// A TCP connect failed for a reason none of the above names, mostly a local shortage
     /// (EADDRNOTAVAIL: no free source port; EMFILE, ENOBUFS, ENOMEM).
     ConnectError,
+    /// A certificate of the server's chain is past its notAfter.
+    TlsExpired,
+    /// A certificate of the server's chain is before its notBefore.
+    TlsNotYetValid,
+    /// The server's certificate does not chain to a trusted CA.
+    TlsUnknownCa,
+    /// The server's certificate is not valid for the host name asked for (SNI).
+    TlsHostnameMismatch,
+    /// The TLS handshake failed for another reason: an alert, no shared protocol or cipher,
+    /// a malformed certificate, the connection closed or not TLS at all.
+    TlsHandshake,
+    /// The response code is not one the target expects.
+    HttpStatus,
+    /// No valid HTTP response head: the server closed first or did not speak HTTP/1.
+    HttpError,
 }
 
 impl Failure {
+    /// Every reason, for documentation checks and dashboards.
+    pub const ALL: [Failure; 19] = [
+        Failure::Timeout,
+        Failure::Nxdomain,
+        Failure::Nodata,
+        Failure::NoAddress,
+        Failure::Servfail,
+        Failure::Refused,
+        Failure::DnsError,
+        Failure::Unreachable,
+        Failure::Config,
+        Failure::DnsMismatch,
+        Failure::Prohibited,
+        Failure::ConnectError,
+        Failure::TlsExpired,
+        Failure::TlsNotYetValid,
+        Failure::TlsUnknownCa,
+        Failure::TlsHostnameMismatch,
+        Failure::TlsHandshake,
+        Failure::HttpStatus,
+        Failure::HttpError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Failure::Timeout => "timeout",
@@ -101,8 +143,16 @@ impl Failure {
             Failure::DnsError => "dns_error",
             Failure::Unreachable => "unreachable",
             Failure::Config => "config_error",
+            Failure::DnsMismatch => "dns_mismatch",
             Failure::Prohibited => "prohibited",
             Failure::ConnectError => "connect_error",
+            Failure::TlsExpired => "tls_expired",
+            Failure::TlsNotYetValid => "tls_not_yet_valid",
+            Failure::TlsUnknownCa => "tls_unknown_ca",
+            Failure::TlsHostnameMismatch => "tls_hostname_mismatch",
+            Failure::TlsHandshake => "tls_handshake",
+            Failure::HttpStatus => "http_status",
+            Failure::HttpError => "http_error",
         }
     }
 }
@@ -136,33 +186,49 @@ pub struct Outcome {
 pub enum Detail {
     None,
     Dns(dns::DnsCycle),
+    /// A connect round: one connect to a ClusterIP, or one per endpoint this node probes.
+    Connects(Vec<tcp::Connect>),
+    /// The Ingress and load-balancer hops: phases, response code and certificate.
+    Http(http::HttpReport),
 }
 
-/// A configured target of any kind, as the scheduler runs it. One variant per probe kind.
+/// A target of any kind, as the scheduler runs it. One variant per probe kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    Dns(crate::config::DnsTarget),
+    Dns(dns::DnsCheck),
+    Connect(tcp::ConnectTarget),
+    Http(http::HttpTarget),
+    LoadBalancer(http::LbTarget),
 }
 
 impl Target {
-    /// The key the target is reconciled by across config reloads.
+    /// The key the target is reconciled by across config reloads and discovery updates.
     pub fn key(&self) -> TargetKey {
         match self {
-            Target::Dns(target) => target.key(),
+            Target::Dns(check) => check.target.key(),
+            Target::Connect(target) => target.key.clone(),
+            Target::Http(target) => target.key.clone(),
+            Target::LoadBalancer(target) => target.key.clone(),
         }
     }
 
     /// When and for how long the target is probed.
     pub fn schedule(&self) -> crate::config::Schedule {
         match self {
-            Target::Dns(target) => target.schedule,
+            Target::Dns(check) => check.target.schedule,
+            Target::Connect(target) => target.schedule,
+            Target::Http(target) => target.schedule,
+            Target::LoadBalancer(target) => target.schedule,
         }
     }
 
     /// One probe attempt, giving up at `deadline`.
     pub async fn run(&self, deadline: tokio::time::Instant) -> Outcome {
         match self {
-            Target::Dns(target) => dns::probe(target, deadline).await,
+            Target::Dns(check) => dns::probe(check, deadline).await,
+            Target::Connect(target) => tcp::probe_all(target, deadline).await,
+            Target::Http(target) => http::request(&target.spec, deadline).await.outcome(),
+            Target::LoadBalancer(target) => target.run(deadline).await,
         }
     }
 }

@@ -40,7 +40,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Detail, Failure, Outcome, result_label};
+use super::{Detail, Failure, Outcome, TargetKey, result_label};
+use crate::config::Schedule;
 
 /// One TCP connect: where to, what became of it and how long the handshake took.
 ///
@@ -74,9 +75,53 @@ pub async fn connect(address: SocketAddr, deadline: Instant) -> TcpReport {
     }
 }
 
-/// One probe attempt of a Service or Pod target.
+/// One probe attempt of a single address.
 pub async fn probe(address: SocketAddr, deadline: Instant) -> Outcome {
     connect(address, deadline).await.outcome()
+}
+
+/// A Service-hop or Pod-hop target: the addresses one round connects to. The Service hop has
+/// one (the ClusterIP); the Pod hop has the ready endpoints rendezvous hashing gave this node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectTarget {
+    pub key: TargetKey,
+    pub addresses: Vec<SocketAddr>,
+    pub schedule: Schedule,
+}
+
+/// One connect of a round, without its address.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Connect {
+    pub result: Result<(), Failure>,
+    pub duration: Duration,
+}
+
+/// Connects to every address of `target` at once. The round fails with the first failure in
+/// address order; each connect is reported in [`Detail::Connects`], since every connect is one
+/// probe to `metrics.rs`.
+pub async fn probe_all(target: &ConnectTarget, deadline: Instant) -> Outcome {
+    let reports =
+        futures::future::join_all(target.addresses.iter().map(|a| connect(*a, deadline))).await;
+    let connects: Vec<Connect> = reports
+        .iter()
+        .map(|r| Connect {
+            result: r.result,
+            duration: r.duration,
+        })
+        .collect();
+    Outcome {
+        result: connects
+            .iter()
+            .map(|c| c.result)
+            .find(Result::is_err)
+            .unwrap_or(Ok(())),
+        duration: connects
+            .iter()
+            .map(|c| c.duration)
+            .max()
+            .unwrap_or_default(),
+        detail: Detail::Connects(connects),
+    }
 }
 
 /// Names the failure of a connect; the table in the module docs lists what each means.

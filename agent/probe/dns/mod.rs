@@ -249,9 +249,39 @@ impl LookupReport {
     }
 }
 
+/// A DNS target as the scheduler runs it: what to look up, which server it names, and,
+/// for a headless Service, the addresses the answer must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    pub target: crate::config::DnsTarget,
+    /// The bounded `server` label: `resolv.conf`, `static` for a configured server, the
+    /// cluster DNS Service's name for its ClusterIP, or a replica's pod name.
+    pub server: String,
+    /// The answer must be exactly these addresses (an empty set: no address at all).
+    pub expect: Option<Vec<IpAddr>>,
+}
+
+impl DnsCheck {
+    /// A target from the config file.
+    pub fn configured(target: crate::config::DnsTarget) -> DnsCheck {
+        let server = if target.server.is_some() {
+            "static"
+        } else {
+            "resolv.conf"
+        };
+        DnsCheck {
+            target,
+            server: server.to_string(),
+            expect: None,
+        }
+    }
+}
+
 /// One probe cycle of a DNS target: the lookup as written, then the same name as an FQDN.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsCycle {
+    /// The `server` label of the check.
+    pub server: String,
     pub search: LookupReport,
     /// `None` when the name is already written as an FQDN (the lookup above is its own
     /// baseline), or when the probe ran out of time before the baseline could run.
@@ -301,10 +331,8 @@ pub async fn lookup(
 /// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes. The
 /// probe's duration and result are those of the lookup as written; the FQDN lookup runs after
 /// it, when time is left, as the baseline for the amplification ratio.
-pub async fn probe(
-    target: &crate::config::DnsTarget,
-    deadline: tokio::time::Instant,
-) -> super::Outcome {
+pub async fn probe(check: &DnsCheck, deadline: tokio::time::Instant) -> super::Outcome {
+    let target = &check.target;
     let Ok(text) = tokio::fs::read_to_string(&target.resolv_conf).await else {
         return super::Outcome {
             result: Err(Failure::Config),
@@ -327,9 +355,31 @@ pub async fn probe(
     } else {
         None
     };
+    let result = match &check.expect {
+        Some(expected) => matches_expected(&search, expected),
+        None => search.result,
+    };
+    let cycle = DnsCycle {
+        server: check.server.clone(),
+        search,
+        fqdn,
+    };
     super::Outcome {
-        result: search.result,
-        duration: search.duration,
-        detail: super::Detail::Dns(DnsCycle { search, fqdn }),
+        result,
+        duration: cycle.search.duration,
+        detail: super::Detail::Dns(cycle),
+    }
+}
+
+/// A lookup agrees with the expected set when it returned exactly those addresses, or failed
+/// with NXDOMAIN or NODATA when none is expected.
+fn matches_expected(report: &LookupReport, expected: &[IpAddr]) -> Result<(), Failure> {
+    let got: std::collections::BTreeSet<&IpAddr> = report.addresses.iter().collect();
+    let want: std::collections::BTreeSet<&IpAddr> = expected.iter().collect();
+    match report.result {
+        Ok(()) if got == want => Ok(()),
+        Err(Failure::Nxdomain | Failure::Nodata) if want.is_empty() => Ok(()),
+        Ok(()) | Err(Failure::Nxdomain | Failure::Nodata) => Err(Failure::DnsMismatch),
+        Err(other) => Err(other),
     }
 }

@@ -1,0 +1,252 @@
+//! Kubernetes in the running agent: starts discovery, turns each new state of its stores into
+//! targets for the scheduler, readiness series and the Service memberships verdicts are
+//! judged by.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{DnsTarget, KubernetesConfig};
+use crate::discovery::model::ObjKey;
+use crate::discovery::targets::{self, Derived};
+use crate::discovery::watch::{self, ClientError, Discovery, Synced, WatchEvents};
+use crate::metrics::Metrics;
+use crate::metrics::cluster::RESOURCES;
+use crate::probe::dns::{DnsCheck, LookupOptions, ResolvConf};
+use crate::probe::http::{HttpSpec, HttpTarget, HttpUrl, LbTarget, Resolver};
+use crate::probe::tcp::ConnectTarget;
+use crate::probe::{Hop, Target, TargetKey};
+use crate::verdict::{Membership, key};
+
+/// The `server` label of a configured NodeLocal DNSCache.
+const NODE_LOCAL_DNS: &str = "node-local-dns";
+
+/// This node's name, from the downward API (`NODE_NAME`), else the host name.
+pub fn node_name() -> String {
+    std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+impl WatchEvents for Metrics {
+    fn restarted(&self, resource: &'static str) {
+        self.cluster.watch_restarted(resource);
+    }
+}
+
+/// Starts the watchers for `config`.
+pub async fn start(
+    config: &KubernetesConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Discovery, ClientError> {
+    let client = watch::client(config.kubeconfig.as_deref()).await?;
+    let annotation = config.discovery.selection.annotation.clone();
+    Ok(Discovery::start(client, annotation, metrics))
+}
+
+/// Exports which resources are listed.
+pub fn export_synced(metrics: &Metrics, synced: Synced) {
+    for (resource, done) in
+        RESOURCES
+            .into_iter()
+            .zip([synced.services, synced.slices, synced.nodes])
+    {
+        metrics.cluster.set_synced(resource, done);
+    }
+}
+
+/// What one state of the stores means for this node.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub targets: Vec<Target>,
+    pub members: BTreeMap<ObjKey, Membership>,
+    /// Lookups through the cluster DNS Service's ClusterIP, which every verdict depends on.
+    pub cluster_dns: Vec<TargetKey>,
+}
+
+/// Derives this node's plan from the stores and records readiness. Pure but for metrics.
+pub fn plan(
+    discovery: &Discovery,
+    config: &KubernetesConfig,
+    node: &str,
+    metrics: &Metrics,
+) -> Plan {
+    let stores = discovery
+        .stores
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let derived = targets::derive(&stores, &config.discovery, node);
+    for (svc, readiness) in &derived.readiness {
+        let flips = stores.transitions.get(svc).copied().unwrap_or(0);
+        metrics.cluster.set_readiness(svc, readiness, flips);
+    }
+    drop(stores);
+    build(&derived, config)
+}
+
+/// Turns derived targets into scheduler targets and Service memberships.
+pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
+    let mut plan = Plan::default();
+    for (svc, readiness) in &derived.readiness {
+        let membership = Membership {
+            empty: readiness.empty.is_some(),
+            ..Membership::default()
+        };
+        plan.members.insert(svc.clone(), membership);
+    }
+    for s in &derived.services {
+        let target = connect(Hop::Service, &s.id, vec![s.address], config);
+        member(&mut plan, &s.service)
+            .service_targets
+            .push(target.key.clone());
+        plan.targets.push(Target::Connect(target));
+    }
+    for p in &derived.pods {
+        let target = connect(Hop::Pod, &p.id, p.endpoints.clone(), config);
+        member(&mut plan, &p.service)
+            .pod_targets
+            .push(target.key.clone());
+        plan.targets.push(Target::Connect(target));
+    }
+    let mut servers: Vec<(String, SocketAddr)> = derived
+        .dns_servers
+        .iter()
+        .map(|s| (s.label.clone(), s.address))
+        .collect();
+    if let Some(address) = config.node_local_dns {
+        servers.push((NODE_LOCAL_DNS.to_string(), address));
+    }
+    let vip = derived
+        .dns_servers
+        .first()
+        .filter(|s| s.label == config.discovery.dns_service.name);
+    for (label, address) in &servers {
+        for name in &config.dns_names {
+            let check = dns_check(
+                &format!("{name}@{label}"),
+                name,
+                label,
+                Some(*address),
+                None,
+                config,
+            );
+            if vip.is_some_and(|v| v.label == *label) {
+                plan.cluster_dns.push(check.target.key());
+            }
+            plan.targets.push(Target::Dns(check));
+        }
+    }
+    let resolver = edge_resolver(config);
+    for lb in &derived.load_balancers {
+        let target = LbTarget {
+            key: key(Hop::LoadBalancer, &lb.id),
+            host: lb.host.clone(),
+            port: lb.port,
+            expected: lb.addresses.clone(),
+            resolver: resolver.clone(),
+            schedule: config.dns_schedule,
+        };
+        for svc in &lb.backends {
+            if let Some(m) = plan.members.get_mut(svc) {
+                m.lb_targets.push(target.key.clone());
+            }
+        }
+        plan.targets.push(Target::LoadBalancer(target));
+    }
+    for ing in &derived.ingresses {
+        let Ok(url) = HttpUrl::parse(&ing.url) else {
+            continue;
+        };
+        let port = url.port;
+        let mut spec = HttpSpec::new(url);
+        spec.connect_to = ing.dial.map(|ip| SocketAddr::new(ip, port));
+        spec.resolver = resolver.clone();
+        let target = HttpTarget {
+            key: key(Hop::Ingress, &ing.id),
+            spec,
+            schedule: config.dns_schedule,
+        };
+        if let Some(m) = ing
+            .backend
+            .as_ref()
+            .and_then(|svc| plan.members.get_mut(svc))
+        {
+            m.ingress_targets.push(target.key.clone());
+        }
+        plan.targets.push(Target::Http(target));
+    }
+    for h in &derived.headless {
+        let label = vip.map_or("resolv.conf", |v| v.label.as_str());
+        let check = dns_check(
+            &h.service.to_string(),
+            &h.fqdn,
+            label,
+            vip.map(|v| v.address),
+            Some(h.expected.clone()),
+            config,
+        );
+        member(&mut plan, &h.service).dns_target = Some(check.target.key());
+        plan.targets.push(Target::Dns(check));
+    }
+    plan
+}
+
+/// Public names are resolved as a pod on this node would: the emulated stub resolver over the
+/// configured resolv.conf. An unreadable file leaves the resolver's defaults (127.0.0.1), and the
+/// DNS phase then fails visibly.
+fn edge_resolver(config: &KubernetesConfig) -> Resolver {
+    let text = std::fs::read_to_string(&config.dns_resolv_conf).unwrap_or_default();
+    Resolver::Emulated(Box::new(LookupOptions {
+        conf: ResolvConf::parse(&text, config.dns_flavor),
+        flavor: config.dns_flavor,
+        qtypes: config.dns_qtypes,
+        server: None,
+    }))
+}
+
+fn member<'a>(plan: &'a mut Plan, svc: &ObjKey) -> &'a mut Membership {
+    plan.members.entry(svc.clone()).or_default()
+}
+
+fn connect(
+    hop: Hop,
+    id: &str,
+    addresses: Vec<SocketAddr>,
+    config: &KubernetesConfig,
+) -> ConnectTarget {
+    ConnectTarget {
+        key: key(hop, id),
+        addresses,
+        schedule: config.connect,
+    }
+}
+
+fn dns_check(
+    id: &str,
+    name: &str,
+    server_label: &str,
+    server: Option<SocketAddr>,
+    expect: Option<Vec<std::net::IpAddr>>,
+    config: &KubernetesConfig,
+) -> DnsCheck {
+    let target = DnsTarget {
+        id: id.to_string(),
+        name: name.to_string(),
+        flavor: config.dns_flavor,
+        qtypes: config.dns_qtypes,
+        resolv_conf: config.dns_resolv_conf.clone(),
+        server,
+        schedule: config.dns_schedule,
+    };
+    DnsCheck {
+        target,
+        server: server_label.to_string(),
+        expect,
+    }
+}

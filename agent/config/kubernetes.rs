@@ -1,0 +1,238 @@
+//! The `kubernetes:` section → [`KubernetesConfig`]: which Services discovery selects, the
+//! schedule of the connect probes, and the lookups sent to the cluster DNS Service, each
+//! with its defaults applied and checked as strictly as the DNS targets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::fields;
+use super::k8s_names;
+use super::raw::{Problem, RawClusterDns, RawConnect, RawKubernetes, RawServices, S};
+use super::validate::{
+    Computed, Defaults, PROBE_DEFAULTS, Timing, check, check_opt, qtypes, schedule, timing,
+};
+use super::{KubernetesConfig, Schedule};
+use crate::discovery::model::ObjKey;
+use crate::discovery::select::{AnnotationMode, LabelSelector, Selection};
+use crate::discovery::targets::Settings;
+use crate::probe::dns::{Flavor, QueryTypes};
+
+const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+const DEFAULT_POD_PROBE_NODES: usize = 3;
+const DEFAULT_ANNOTATION: &str = "hopwatch.io/probe";
+/// The cluster DNS Service; also probed whatever the filters say.
+const DEFAULT_DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
+/// The API server's Service, which every cluster has.
+const API_SERVICE: (&str, &str) = ("default", "kubernetes");
+const DEFAULT_DNS_NAME: &str = "kubernetes.default";
+const CONNECT_INTERVAL_SECONDS: f64 = 15.0;
+const CONNECT_TIMEOUT_SECONDS: f64 = 3.0;
+
+/// A TCP connect is quick or lost: its timeout is short and its interval shorter than a
+/// lookup's.
+const CONNECT_DEFAULTS: Computed = Computed {
+    interval: CONNECT_INTERVAL_SECONDS,
+    timeout: connect_timeout,
+    jitter: fields::default_jitter,
+};
+
+/// The connect timeout when none is configured: 3 s, or 80 % of an interval of 3 s or less.
+fn connect_timeout(interval: f64) -> f64 {
+    if interval > CONNECT_TIMEOUT_SECONDS {
+        CONNECT_TIMEOUT_SECONDS
+    } else {
+        0.8 * interval
+    }
+}
+
+/// The whole section; `defaults` supplies what `kubernetes.dns` does not set.
+pub(super) fn section(
+    raw: RawKubernetes,
+    defaults: &Defaults,
+) -> Result<KubernetesConfig, Problem> {
+    let kubeconfig = check_opt(raw.kubeconfig.as_ref(), "kubernetes.kubeconfig", |s| {
+        fields::file_path(s)
+    })?;
+    let cluster_domain = check_opt(
+        raw.cluster_domain.as_ref(),
+        "kubernetes.cluster_domain",
+        |s| k8s_names::cluster_domain(s),
+    )?;
+    let pod_probe_nodes = check_opt(
+        raw.pod_probe_nodes.as_ref(),
+        "kubernetes.pod_probe_nodes",
+        |&n| k8s_names::pod_probe_nodes(n),
+    )?;
+    let selection = services(raw.services.unwrap_or_default())?;
+    let connect = connect(raw.connect.unwrap_or_default())?;
+    let dns = raw.dns.unwrap_or_default();
+    let dns_service = check_opt(dns.service.as_ref(), "kubernetes.dns.service", |s| {
+        k8s_names::service(s)
+    })?;
+    let discovery = Settings {
+        selection,
+        pod_probe_nodes: pod_probe_nodes.unwrap_or(DEFAULT_POD_PROBE_NODES),
+        cluster_domain: cluster_domain.unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_string()),
+        dns_service: dns_service.unwrap_or_else(|| key(DEFAULT_DNS_SERVICE)),
+    };
+    let dns = cluster_dns(&dns, defaults)?;
+    Ok(KubernetesConfig {
+        kubeconfig,
+        discovery,
+        connect,
+        dns_names: dns.names,
+        dns_flavor: dns.flavor,
+        dns_qtypes: dns.qtypes,
+        dns_resolv_conf: dns.resolv_conf,
+        dns_schedule: dns.schedule,
+        node_local_dns: dns.node_local_dns,
+    })
+}
+
+fn key((namespace, name): (&str, &str)) -> ObjKey {
+    ObjKey::new(namespace, name)
+}
+
+/// `kubernetes.services`.
+fn services(raw: RawServices) -> Result<Selection, Problem> {
+    let at = |field: &str| format!("kubernetes.services.{field}");
+    let namespace = |s: &String| k8s_names::namespace(s).map(|()| s.clone());
+    let namespaces = unique(
+        raw.namespaces.as_ref(),
+        &at("namespaces"),
+        "namespace",
+        namespace,
+    )?;
+    let exclude_namespaces = unique(
+        raw.exclude_namespaces.as_ref(),
+        &at("exclude_namespaces"),
+        "namespace",
+        namespace,
+    )?;
+    let label_selector = check_opt(raw.label_selector.as_ref(), &at("label_selector"), |s| {
+        k8s_names::label_selector(s)
+    })?;
+    let annotation = check_opt(raw.annotation.as_ref(), &at("annotation"), |s| {
+        k8s_names::annotation_key(s)
+    })?;
+    let mode = check_opt(raw.annotation_mode.as_ref(), &at("annotation_mode"), |s| {
+        k8s_names::annotation_mode(s)
+    })?;
+    let always = unique(raw.always.as_ref(), &at("always"), "Service", |s| {
+        k8s_names::service(s)
+    })?;
+    Ok(Selection {
+        namespaces: namespaces.unwrap_or_default(),
+        exclude_namespaces: exclude_namespaces.unwrap_or_default(),
+        label_selector: label_selector.unwrap_or_else(LabelSelector::default),
+        annotation: annotation.unwrap_or_else(|| DEFAULT_ANNOTATION.to_string()),
+        mode: mode.unwrap_or(AnnotationMode::OptOut),
+        always: always.unwrap_or_else(|| vec![key(DEFAULT_DNS_SERVICE), key(API_SERVICE)]),
+    })
+}
+
+/// A list of strings, each checked by `f` and written at most once; `what` names an entry
+/// in the message about a duplicate.
+fn unique<T>(
+    list: Option<&S<Vec<S<String>>>>,
+    path: &str,
+    what: &str,
+    f: impl Fn(&String) -> Result<T, String>,
+) -> Result<Option<Vec<T>>, Problem> {
+    let Some(list) = list else { return Ok(None) };
+    let mut out = Vec::with_capacity(list.value.len());
+    for (i, entry) in list.value.iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        out.push(check(entry, &item, &f)?);
+        if let Some(first) = list.value[..i].iter().position(|e| e.value == entry.value) {
+            let message = format!(
+                "duplicate {what} {}, {path}[{first}] has it too",
+                fields::show(&entry.value)
+            );
+            return Err(Problem::new(Some(entry.referenced), item, message));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `kubernetes.connect`: its own defaults, nothing inherited from `defaults`.
+fn connect(raw: RawConnect) -> Result<Schedule, Problem> {
+    let own = timing(
+        "kubernetes.connect",
+        raw.interval_seconds.as_ref(),
+        raw.timeout_seconds.as_ref(),
+        raw.jitter_seconds.as_ref(),
+    )?;
+    schedule(&own, &Timing::default(), &CONNECT_DEFAULTS)
+}
+
+/// `kubernetes.dns`, validated.
+struct ClusterDns {
+    names: Vec<String>,
+    flavor: Flavor,
+    qtypes: QueryTypes,
+    resolv_conf: PathBuf,
+    schedule: Schedule,
+    node_local_dns: Option<SocketAddr>,
+}
+
+/// `kubernetes.dns`, with `defaults` inherited as a DNS target inherits them.
+fn cluster_dns(raw: &RawClusterDns, defaults: &Defaults) -> Result<ClusterDns, Problem> {
+    let at = |field: &str| format!("kubernetes.dns.{field}");
+    let names = unique(raw.names.as_ref(), &at("names"), "name", |s| {
+        fields::dns_name(s).map(|()| s.clone())
+    })?;
+    if let Some(list) = raw.names.as_ref().filter(|l| l.value.is_empty()) {
+        let message = "must list at least one name; leave `names` out for the default";
+        return Err(Problem::new(Some(list.referenced), at("names"), message));
+    }
+    let flavor = check_opt(raw.flavor.as_ref(), &at("flavor"), |s| fields::flavor(s))?;
+    let qtypes = raw
+        .qtypes
+        .as_ref()
+        .map(|v| qtypes(v, &at("qtypes")))
+        .transpose()?;
+    let resolv_conf = check_opt(raw.resolv_conf.as_ref(), &at("resolv_conf"), |s| {
+        fields::file_path(s)
+    })?;
+    let own = timing(
+        "kubernetes.dns",
+        raw.interval_seconds.as_ref(),
+        raw.timeout_seconds.as_ref(),
+        raw.jitter_seconds.as_ref(),
+    )?;
+    let schedule = schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?;
+    let node_local_dns = check_opt(raw.node_local_dns.as_ref(), &at("node_local_dns"), |s| {
+        fields::server(s)
+    })?;
+    Ok(ClusterDns {
+        names: names.unwrap_or_else(|| vec![DEFAULT_DNS_NAME.to_string()]),
+        flavor: flavor.unwrap_or(defaults.flavor),
+        qtypes: qtypes.unwrap_or(defaults.qtypes),
+        resolv_conf: resolv_conf.unwrap_or_else(|| defaults.resolv_conf.clone()),
+        schedule,
+        node_local_dns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_defaults_stay_below_the_interval() {
+        assert_eq!(connect_timeout(15.0), 3.0);
+        assert_eq!(connect_timeout(2.5), 2.0);
+        assert_eq!(connect_timeout(2.0), 1.6);
+        for i in [
+            fields::MIN_SECONDS,
+            0.5,
+            3.0,
+            3.001,
+            15.0,
+            fields::MAX_INTERVAL_SECONDS,
+        ] {
+            assert!(connect_timeout(i) < i && connect_timeout(i) > 0.0, "{i}");
+        }
+    }
+}

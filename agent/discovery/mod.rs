@@ -1,0 +1,10 @@
+//! Kubernetes discovery: watchers keep compact stores of Services, EndpointSlices and Nodes;
+//! a pure function turns the stores into this node's targets and readiness.
+
+pub mod ingress;
+pub mod model;
+pub mod rendezvous;
+pub mod select;
+pub mod store;
+pub mod targets;
+pub mod watch;

@@ -1,0 +1,270 @@
+//! Which Services hopwatch probes: namespaces, a label selector, an opt-in or opt-out
+//! annotation, and Services that are always probed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::model::{ObjKey, ServiceInfo};
+
+/// A Kubernetes label selector, equality- and set-based.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelSelector(Vec<Requirement>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// Why a selector string could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectorError(pub String);
+
+impl fmt::Display for SelectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl LabelSelector {
+    /// Parses `app=web,tier!=cache,env in (prod,staging),!legacy`.
+    pub fn parse(text: &str) -> Result<LabelSelector, SelectorError> {
+        let mut requirements = Vec::new();
+        for part in split_top_level(text) {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(SelectorError(format!("empty requirement in {text:?}")));
+            }
+            requirements.push(requirement(part)?);
+        }
+        Ok(LabelSelector(requirements))
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::NotExists(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+/// Splits on commas that are not inside parentheses.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !text.trim().is_empty() {
+        parts.push(&text[start..]);
+    }
+    parts
+}
+
+fn requirement(part: &str) -> Result<Requirement, SelectorError> {
+    let bad = || SelectorError(format!("cannot read label requirement {part:?}"));
+    if let Some(key) = part.strip_prefix('!') {
+        return Ok(Requirement::NotExists(key_of(key.trim()).ok_or_else(bad)?));
+    }
+    if let Some((key, value)) = part.split_once("!=") {
+        return Ok(Requirement::NotEquals(
+            key_of(key).ok_or_else(bad)?,
+            value.trim().to_string(),
+        ));
+    }
+    if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
+        return Ok(Requirement::Equals(
+            key_of(key).ok_or_else(bad)?,
+            value.trim().to_string(),
+        ));
+    }
+    let words: Vec<&str> = part.splitn(2, char::is_whitespace).collect();
+    match words.as_slice() {
+        [key] => Ok(Requirement::Exists(key_of(key).ok_or_else(bad)?)),
+        [key, rest] => {
+            let rest = rest.trim();
+            let (op, list) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let list = list
+                .trim()
+                .strip_prefix('(')
+                .and_then(|l| l.strip_suffix(')'))
+                .ok_or_else(bad)?;
+            let values: Vec<String> = list.split(',').map(|v| v.trim().to_string()).collect();
+            match op {
+                "in" => Ok(Requirement::In(key_of(key).ok_or_else(bad)?, values)),
+                "notin" => Ok(Requirement::NotIn(key_of(key).ok_or_else(bad)?, values)),
+                _ => Err(bad()),
+            }
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn key_of(key: &str) -> Option<String> {
+    let key = key.trim();
+    let ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    ok.then(|| key.to_string())
+}
+
+/// Whether Services are probed unless they opt out, or only when they opt in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnotationMode {
+    OptOut,
+    OptIn,
+}
+
+/// The validated `kubernetes.services` section of the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Only these namespaces; empty means all.
+    pub namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    pub label_selector: LabelSelector,
+    pub annotation: String,
+    pub mode: AnnotationMode,
+    /// Probed whatever the filters say, unless annotated `"false"`.
+    pub always: Vec<ObjKey>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            namespaces: Vec::new(),
+            exclude_namespaces: Vec::new(),
+            label_selector: LabelSelector::default(),
+            annotation: "hopwatch.io/probe".to_string(),
+            mode: AnnotationMode::OptOut,
+            always: vec![
+                ObjKey::new("kube-system", "kube-dns"),
+                ObjKey::new("default", "kubernetes"),
+            ],
+        }
+    }
+}
+
+impl Selection {
+    pub fn selects(&self, svc: &ServiceInfo) -> bool {
+        let annotation = svc.probe_annotation.as_deref();
+        self.admits(&svc.key, annotation)
+            && (self.always.contains(&svc.key) || self.label_selector.matches(&svc.labels))
+    }
+
+    /// Ingresses are selected by namespace and annotation; the label selector is for Services.
+    pub fn selects_ingress(&self, key: &ObjKey, annotation: Option<&str>) -> bool {
+        self.admits(key, annotation)
+    }
+
+    fn admits(&self, key: &ObjKey, annotation: Option<&str>) -> bool {
+        if annotation == Some("false") {
+            return false;
+        }
+        if self.always.contains(key) {
+            return true;
+        }
+        if self.mode == AnnotationMode::OptIn && annotation != Some("true") {
+            return false;
+        }
+        let ns = &key.namespace;
+        (self.namespaces.is_empty() || self.namespaces.contains(ns))
+            && !self.exclude_namespaces.contains(ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::model::Address;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selectors_match_like_kubernetes() {
+        let l = labels(&[("app", "web"), ("env", "prod")]);
+        let table = [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app=web,env=prod", true),
+            ("env in (prod, staging)", true),
+            ("env notin (prod)", false),
+            ("tier notin (cache)", true),
+            ("app", true),
+            ("!app", false),
+            ("!tier", true),
+        ];
+        for (text, expected) in table {
+            assert_eq!(
+                LabelSelector::parse(text).unwrap().matches(&l),
+                expected,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_selectors_are_errors() {
+        for text in ["app=web,", "env in prod", "env within (a)", "a b c", "=x"] {
+            assert!(LabelSelector::parse(text).is_err(), "{text}");
+        }
+    }
+
+    fn svc(ns: &str, name: &str, annotation: Option<&str>) -> ServiceInfo {
+        ServiceInfo {
+            key: ObjKey::new(ns, name),
+            address: Address::Headless,
+            ports: vec![],
+            has_selector: true,
+            labels: labels(&[("app", name)]),
+            probe_annotation: annotation.map(String::from),
+        }
+    }
+
+    #[test]
+    fn selection_rules() {
+        let mut sel = Selection {
+            exclude_namespaces: vec!["kube-system".into()],
+            ..Selection::default()
+        };
+        assert!(sel.selects(&svc("shop", "web", None)));
+        assert!(!sel.selects(&svc("shop", "web", Some("false"))));
+        assert!(!sel.selects(&svc("kube-system", "metrics", None)));
+        assert!(
+            sel.selects(&svc("kube-system", "kube-dns", None)),
+            "always on"
+        );
+        sel.mode = AnnotationMode::OptIn;
+        assert!(!sel.selects(&svc("shop", "web", None)));
+        assert!(sel.selects(&svc("shop", "web", Some("true"))));
+        sel.namespaces = vec!["other".into()];
+        assert!(!sel.selects(&svc("shop", "web", Some("true"))));
+        sel.label_selector = LabelSelector::parse("app=web").unwrap();
+        sel.namespaces.clear();
+        assert!(sel.selects(&svc("shop", "web", Some("true"))));
+        assert!(!sel.selects(&svc("shop", "api", Some("true"))));
+    }
+}

@@ -1,0 +1,79 @@
+//! The stores the watchers fill: compact projections keyed by object, plus the readiness
+//! transitions seen so far.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::ingress::IngressInfo;
+use super::model::{ObjKey, ServiceInfo, SliceInfo};
+
+/// Everything discovery knows about the cluster.
+#[derive(Debug, Default)]
+pub struct Stores {
+    pub services: BTreeMap<ObjKey, ServiceInfo>,
+    pub slices: HashMap<ObjKey, SliceInfo>,
+    pub nodes: BTreeSet<String>,
+    pub ingresses: BTreeMap<ObjKey, IngressInfo>,
+    /// Readiness flips per Service since the agent started; grows only.
+    pub transitions: HashMap<ObjKey, u64>,
+    node_names: HashSet<Arc<str>>,
+}
+
+impl Stores {
+    /// Shares one allocation per node name between all endpoints on that node.
+    pub fn intern(&mut self, node: &str) -> Arc<str> {
+        if let Some(name) = self.node_names.get(node) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(node);
+        self.node_names.insert(name.clone());
+        name
+    }
+
+    /// Adds or replaces a slice, counting endpoints whose readiness flipped.
+    pub fn apply_slice(&mut self, slice: SliceInfo) {
+        let flips = match self.slices.get(&slice.key) {
+            Some(old) => flips(old, &slice),
+            None => 0,
+        };
+        if flips > 0 {
+            *self.transitions.entry(slice.service.clone()).or_default() += flips;
+        }
+        self.slices.insert(slice.key.clone(), slice);
+    }
+
+    pub fn delete_slice(&mut self, key: &ObjKey) {
+        self.slices.remove(key);
+    }
+
+    /// Replaces all slices after a relist, counting flips against what was there before.
+    pub fn replace_slices(&mut self, slices: Vec<SliceInfo>) {
+        let old = std::mem::take(&mut self.slices);
+        for slice in slices {
+            if let Some(before) = old.get(&slice.key) {
+                let n = flips(before, &slice);
+                if n > 0 {
+                    *self.transitions.entry(slice.service.clone()).or_default() += n;
+                }
+            }
+            self.slices.insert(slice.key.clone(), slice);
+        }
+    }
+
+    /// Drops transition counters of Services that no longer exist.
+    pub fn forget_gone_services(&mut self) {
+        let services = &self.services;
+        self.transitions.retain(|key, _| services.contains_key(key));
+    }
+}
+
+/// Endpoints present in both versions of a slice whose ready condition changed.
+fn flips(old: &SliceInfo, new: &SliceInfo) -> u64 {
+    let before: HashMap<IpAddr, bool> =
+        old.endpoints.iter().map(|e| (e.address, e.ready)).collect();
+    new.endpoints
+        .iter()
+        .filter(|e| before.get(&e.address).is_some_and(|r| *r != e.ready))
+        .count() as u64
+}

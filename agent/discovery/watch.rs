@@ -1,0 +1,308 @@
+//! Watchers that keep the stores current: Services, EndpointSlices and Nodes (metadata only),
+//! each a kube-rs watcher with backoff. A relist (after 410 Gone or a reconnect) is buffered
+//! and swapped in whole on `InitDone`, so probes keep running on the cached targets meanwhile.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::ingress::{self, IngressInfo};
+use super::model::{self, ObjKey, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
+use super::store::Stores;
+
+/// Told about every watch error, after which the watcher retries with backoff.
+pub trait WatchEvents: Send + Sync + 'static {
+    fn restarted(&self, resource: &'static str);
+}
+
+/// Why no Kubernetes client could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error(
+        "cannot find a Kubernetes config (no $KUBECONFIG, ~/.kube/config or service account): {0}"
+    )]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("cannot use the Kubernetes config: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// A client from `kubeconfig`, or inferred: `$KUBECONFIG`, `~/.kube/config`, then the pod's
+/// service account.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                ClientError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|source| ClientError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                })?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Which stores have been listed completely at least once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub services: bool,
+    pub slices: bool,
+    pub nodes: bool,
+    pub ingresses: bool,
+}
+
+impl Synced {
+    /// Services and EndpointSlices are listed. Nodes and Ingresses are optional: without
+    /// Nodes rendezvous hashing uses the nodes named by endpoints, and a cluster may serve no
+    /// Ingress API.
+    pub fn ready(&self) -> bool {
+        self.services && self.slices
+    }
+}
+
+/// The running watchers and what they fill.
+pub struct Discovery {
+    pub stores: Arc<Mutex<Stores>>,
+    /// Bumped after every change to the stores.
+    pub changes: watch::Receiver<u64>,
+    pub synced: watch::Receiver<Synced>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Discovery {
+    /// Starts one watcher per resource. `annotation` is the opt-in/opt-out annotation key.
+    pub fn start(client: Client, annotation: String, events: Arc<dyn WatchEvents>) -> Discovery {
+        let stores = Arc::new(Mutex::new(Stores::default()));
+        let (changed, changes) = watch::channel(0);
+        let (sync_tx, synced) = watch::channel(Synced::default());
+        let shared = Shared {
+            stores: Arc::clone(&stores),
+            changed: Arc::new(changed),
+            synced: Arc::new(sync_tx),
+            events,
+        };
+        let tasks = vec![
+            tokio::spawn(run::<Service>(
+                Api::all(client.clone()),
+                watcher::Config::default(),
+                shared.clone(),
+                annotation.clone(),
+            )),
+            tokio::spawn(run::<EndpointSlice>(
+                Api::all(client.clone()),
+                watcher::Config::default().labels(SERVICE_NAME_LABEL),
+                shared.clone(),
+                String::new(),
+            )),
+            tokio::spawn(run::<PartialObjectMeta<Node>>(
+                Api::all(client.clone()),
+                watcher::Config::default(),
+                shared.clone(),
+                String::new(),
+            )),
+            tokio::spawn(run::<Ingress>(
+                Api::all(client),
+                watcher::Config::default(),
+                shared,
+                annotation,
+            )),
+        ];
+        Discovery {
+            stores,
+            changes,
+            synced,
+            tasks,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    stores: Arc<Mutex<Stores>>,
+    changed: Arc<watch::Sender<u64>>,
+    synced: Arc<watch::Sender<Synced>>,
+    events: Arc<dyn WatchEvents>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Stores> {
+        self.stores.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// How one resource is projected into and kept in the stores.
+trait Watched: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+    type Item: Send;
+    fn project(&self, stores: &mut Stores, annotation: &str) -> Option<Self::Item>;
+    fn upsert(stores: &mut Stores, item: Self::Item);
+    fn delete(&self, stores: &mut Stores);
+    fn replace(stores: &mut Stores, items: Vec<Self::Item>);
+    fn mark(synced: &mut Synced);
+}
+
+fn key_of<K: kube::Resource>(obj: &K) -> ObjKey {
+    ObjKey::new(
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default(),
+    )
+}
+
+impl Watched for Service {
+    const NAME: &'static str = "services";
+    type Item = ServiceInfo;
+    fn project(&self, _: &mut Stores, annotation: &str) -> Option<ServiceInfo> {
+        model::project_service(self, annotation)
+    }
+    fn upsert(stores: &mut Stores, item: ServiceInfo) {
+        stores.services.insert(item.key.clone(), item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.services.remove(&key_of(self));
+        stores.forget_gone_services();
+    }
+    fn replace(stores: &mut Stores, items: Vec<ServiceInfo>) {
+        stores.services = items.into_iter().map(|s| (s.key.clone(), s)).collect();
+        stores.forget_gone_services();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.services = true;
+    }
+}
+
+impl Watched for EndpointSlice {
+    const NAME: &'static str = "endpointslices";
+    type Item = SliceInfo;
+    fn project(&self, stores: &mut Stores, _: &str) -> Option<SliceInfo> {
+        model::project_slice(self, |node| stores.intern(node))
+    }
+    fn upsert(stores: &mut Stores, item: SliceInfo) {
+        stores.apply_slice(item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.delete_slice(&key_of(self));
+    }
+    fn replace(stores: &mut Stores, items: Vec<SliceInfo>) {
+        stores.replace_slices(items);
+    }
+    fn mark(synced: &mut Synced) {
+        synced.slices = true;
+    }
+}
+
+impl Watched for PartialObjectMeta<Node> {
+    const NAME: &'static str = "nodes";
+    type Item = String;
+    fn project(&self, _: &mut Stores, _: &str) -> Option<String> {
+        Some(self.name_any())
+    }
+    fn upsert(stores: &mut Stores, item: String) {
+        stores.nodes.insert(item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.nodes.remove(&self.name_any());
+    }
+    fn replace(stores: &mut Stores, items: Vec<String>) {
+        stores.nodes = items.into_iter().collect();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.nodes = true;
+    }
+}
+
+impl Watched for Ingress {
+    const NAME: &'static str = "ingresses";
+    type Item = IngressInfo;
+    fn project(&self, _: &mut Stores, annotation: &str) -> Option<IngressInfo> {
+        ingress::project(self, annotation)
+    }
+    fn upsert(stores: &mut Stores, item: IngressInfo) {
+        stores.ingresses.insert(item.key.clone(), item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.ingresses.remove(&key_of(self));
+    }
+    fn replace(stores: &mut Stores, items: Vec<IngressInfo>) {
+        stores.ingresses = items.into_iter().map(|i| (i.key.clone(), i)).collect();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.ingresses = true;
+    }
+}
+
+/// Watches one resource for as long as the agent runs.
+async fn run<K: Watched>(api: Api<K>, config: watcher::Config, shared: Shared, annotation: String) {
+    let stream = watcher::watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut buffer: Option<Vec<K::Item>> = None;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => buffer = Some(Vec::new()),
+            Ok(Event::InitApply(obj)) => {
+                let item = obj.project(&mut shared.lock(), &annotation);
+                buffer.get_or_insert_with(Vec::new).extend(item);
+            }
+            Ok(Event::InitDone) => {
+                K::replace(&mut shared.lock(), buffer.take().unwrap_or_default());
+                shared.synced.send_modify(K::mark);
+                shared.bump();
+            }
+            Ok(Event::Apply(obj)) => {
+                let mut stores = shared.lock();
+                if let Some(item) = obj.project(&mut stores, &annotation) {
+                    K::upsert(&mut stores, item);
+                }
+                drop(stores);
+                shared.bump();
+            }
+            Ok(Event::Delete(obj)) => {
+                obj.delete(&mut shared.lock());
+                shared.bump();
+            }
+            Err(err) => {
+                tracing::warn!(
+                    resource = K::NAME,
+                    "watch failed, retrying with backoff: {err}"
+                );
+                shared.events.restarted(K::NAME);
+            }
+        }
+    }
+    tracing::error!(resource = K::NAME, "watch stream ended");
+}

@@ -1,0 +1,495 @@
+//! The edge of the request path: the Ingress hop (one HTTP(S) request, timed phase by phase)
+//! and the load-balancer hop (the public name resolves to the LB, and the LB accepts a connect).
+//!
+//! # One request, four phases
+//!
+//! Every probe opens a fresh connection, so each phase is really paid:
+//!
+//! - `dns`: the URL's host becomes addresses through the target's [`Resolver`]. Absent (not
+//!   zero) when the target dials a given address ([`HttpSpec::connect_to`], like curl's
+//!   `--resolve`) or the URL names an IP. The first answer is dialled.
+//! - `connect`: the TCP handshake; a failure is named by [`tcp::classify`](super::tcp::classify).
+//! - `tls` (https only): the handshake with SNI set to the URL's host, whatever address was
+//!   dialled; see [`tls`] for the certificate verdict.
+//! - `ttfb`: from handing the request (`GET`, `Host` = the URL's host, `Connection: close`) to
+//!   hyper until the response head is parsed. The request fits one segment on a new connection,
+//!   so this is the server's time to first byte plus one round trip.
+//!
+//! The phases are laps of one clock, so they add up to no more than the total. All share the
+//! probe's deadline; a phase that hits it fails with `timeout` and is named in
+//! [`HttpReport::failed_phase`].
+//!
+//! # Verdicts
+//!
+//! A response whose code is outside [`HttpSpec::expected_status`] fails with `http_status`; the
+//! code is reported either way. hyper refusing the response, or the server closing before a
+//! response head, is `http_error`. A certificate verdict fails the probe unless the target is
+//! `insecure`, in which case it is still computed and reported in [`TlsInfo`].
+
+pub mod cli;
+mod loadbalancer;
+mod report;
+mod resolve;
+pub mod tls;
+mod url;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{Either, select};
+use http_body_util::Empty;
+use hyper::Request;
+use hyper::header::{CONNECTION, HOST, USER_AGENT};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{Detail, Failure, Outcome, TargetKey};
+use crate::config::Schedule;
+
+pub use cli::{CliArgs, CliError, cli};
+pub use loadbalancer::{LbReport, loadbalancer};
+pub use report::format_utc;
+pub use resolve::{Resolver, classify_gai};
+pub use tls::{CaBundle, CaError, TlsInfo};
+pub use url::{HttpUrl, Scheme, UrlError, parse_connect_to};
+
+/// Response codes that count as success unless a target says otherwise.
+pub const DEFAULT_EXPECTED_STATUS: RangeInclusive<u16> = 200..=399;
+
+/// What to request and how. Plain data, compared by value when targets are reconciled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    pub url: HttpUrl,
+    /// Dial this address instead of resolving the URL's host; SNI and `Host` stay the host.
+    pub connect_to: Option<SocketAddr>,
+    /// Codes that count as success; any range matches. Default [`DEFAULT_EXPECTED_STATUS`].
+    pub expected_status: Vec<RangeInclusive<u16>>,
+    /// Complete the handshake whatever the certificate; its verdict is still reported.
+    pub insecure: bool,
+    /// The roots the certificate is verified against.
+    pub ca: CaBundle,
+    /// How the DNS phase resolves the URL's host.
+    pub resolver: Resolver,
+}
+
+impl HttpSpec {
+    /// A GET of `url` through the system resolver, verified against the webpki roots,
+    /// expecting a 2xx or 3xx.
+    pub fn new(url: HttpUrl) -> HttpSpec {
+        HttpSpec {
+            url,
+            connect_to: None,
+            expected_status: vec![DEFAULT_EXPECTED_STATUS],
+            insecure: false,
+            ca: CaBundle::WebPki,
+            resolver: Resolver::System,
+        }
+    }
+
+    fn expects(&self, code: u16) -> bool {
+        self.expected_status.iter().any(|r| r.contains(&code))
+    }
+}
+
+/// A timed step of an edge probe. Becomes the `phase` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Dns,
+    Connect,
+    Tls,
+    Ttfb,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [Phase::Dns, Phase::Connect, Phase::Tls, Phase::Ttfb];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Dns => "dns",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Ttfb => "ttfb",
+        }
+    }
+}
+
+/// What one edge probe saw. Addresses and names are for humans (the CLI); only the phases,
+/// the status code, the result and the expiry are meant for metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpReport {
+    /// The URL requested, or `host:port` for the load-balancer hop.
+    pub url: String,
+    /// The address dialled; `None` when the probe failed before choosing one.
+    pub address: Option<SocketAddr>,
+    /// What the DNS phase returned; empty when it did not run or failed.
+    pub answers: Vec<IpAddr>,
+    pub result: Result<(), Failure>,
+    /// The phase the failure happened in; `None` on success.
+    pub failed_phase: Option<Phase>,
+    /// The phases that ran, in order, the failed one last. A phase that did not run is absent.
+    pub phases: Vec<(Phase, Duration)>,
+    /// The response code, whether expected or not; `None` when no response head arrived.
+    pub status: Option<u16>,
+    /// `None` for http://, or when no certificate was received.
+    pub tls: Option<TlsInfo>,
+    /// From the start of the first phase to the verdict.
+    pub total: Duration,
+}
+
+impl HttpReport {
+    /// An empty report of `url`, for tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn for_tests(url: &str) -> HttpReport {
+        HttpReport::new(url.to_string())
+    }
+
+    fn new(url: String) -> HttpReport {
+        HttpReport {
+            url,
+            address: None,
+            answers: Vec::new(),
+            result: Ok(()),
+            failed_phase: None,
+            phases: Vec::new(),
+            status: None,
+            tls: None,
+            total: Duration::ZERO,
+        }
+    }
+
+    /// The duration of `phase`, when it ran.
+    pub fn phase(&self, phase: Phase) -> Option<Duration> {
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, d)| *d)
+    }
+
+    /// The phases that ran to completion, for latency histograms: all but the failed one. A
+    /// wrong status code fails nothing timed, so after `http_status` every phase counts.
+    pub fn completed_phases(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+        let failed = match self.result {
+            Err(Failure::HttpStatus) => None,
+            _ => self.failed_phase,
+        };
+        self.phases
+            .iter()
+            .copied()
+            .filter(move |(p, _)| Some(*p) != failed)
+    }
+
+    /// The plain data the scheduler and `metrics.rs` use.
+    pub fn outcome(self) -> Outcome {
+        Outcome {
+            result: self.result,
+            duration: self.total,
+            detail: Detail::Http(self),
+        }
+    }
+}
+
+/// Laps of one clock: consecutive phases never overlap and never exceed the total.
+struct Laps {
+    start: Instant,
+    mark: Instant,
+    phases: Vec<(Phase, Duration)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        let now = Instant::now();
+        Laps {
+            start: now,
+            mark: now,
+            phases: Vec::new(),
+        }
+    }
+
+    /// Ends `phase` now, whatever became of it.
+    fn lap<T>(&mut self, phase: Phase, result: Result<T, Failure>) -> Result<T, (Phase, Failure)> {
+        let now = Instant::now();
+        self.phases.push((phase, now - self.mark));
+        self.mark = now;
+        result.map_err(|failure| (phase, failure))
+    }
+}
+
+/// Runs `work` unless `deadline` has passed; `timeout` when it passes first. A spent deadline
+/// starts nothing, as tokio's `timeout_at` would still poll `work` once.
+async fn within<F: Future>(deadline: Instant, work: F) -> Result<F::Output, Failure> {
+    if Instant::now() >= deadline {
+        return Err(Failure::Timeout);
+    }
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .map_err(|_elapsed| Failure::Timeout)
+}
+
+/// One request as [`HttpSpec`] describes, giving up at `deadline`. Never fails: every way the
+/// request can end is an [`HttpReport`].
+pub async fn request(spec: &HttpSpec, deadline: Instant) -> HttpReport {
+    let mut report = HttpReport::new(spec.url.to_string());
+    let mut laps = Laps::start();
+    if let Err((phase, failure)) = attempt(spec, deadline, &mut report, &mut laps).await {
+        report.result = Err(failure);
+        report.failed_phase = Some(phase);
+    }
+    report.phases = laps.phases;
+    report.total = laps.start.elapsed();
+    report
+}
+
+async fn attempt(
+    spec: &HttpSpec,
+    deadline: Instant,
+    report: &mut HttpReport,
+    laps: &mut Laps,
+) -> Result<(), (Phase, Failure)> {
+    let address = match (spec.connect_to, spec.url.ip()) {
+        (Some(address), _) => address,
+        (None, Some(ip)) => SocketAddr::new(ip, spec.url.port),
+        (None, None) => {
+            let answers = spec.resolver.resolve(&spec.url.host, deadline).await;
+            let answers = laps.lap(Phase::Dns, answers)?;
+            let first = *answers.first().ok_or((Phase::Dns, Failure::NoAddress))?;
+            report.answers = answers;
+            SocketAddr::new(first, spec.url.port)
+        }
+    };
+    report.address = Some(address);
+    let tcp = laps.lap(Phase::Connect, connect(address, deadline).await)?;
+    let code = match spec.url.scheme {
+        Scheme::Http => laps.lap(Phase::Ttfb, first_response(tcp, &spec.url, deadline).await)?,
+        Scheme::Https => {
+            let host = &spec.url.host;
+            let handshake = tls::handshake(tcp, host, &spec.ca, spec.insecure, deadline).await;
+            report.tls = handshake.info;
+            let stream = match (handshake.stream, handshake.failure) {
+                (Some(stream), None) => Ok(stream),
+                (_, failure) => Err(failure.unwrap_or(Failure::TlsHandshake)),
+            };
+            let stream = laps.lap(Phase::Tls, stream)?;
+            let response = first_response(stream, &spec.url, deadline).await;
+            laps.lap(Phase::Ttfb, response)?
+        }
+    };
+    report.status = Some(code);
+    if !spec.expects(code) {
+        return Err((Phase::Ttfb, Failure::HttpStatus));
+    }
+    Ok(())
+}
+
+async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, Failure> {
+    let stream = within(deadline, TcpStream::connect(address))
+        .await?
+        .map_err(|err| super::tcp::classify(&err))?;
+    // The request is one small write; do not let Nagle hold it back.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Sends the request on `io` and waits for the response head: its status code.
+async fn first_response<T>(io: T, url: &HttpUrl, deadline: Instant) -> Result<u16, Failure>
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let request = Request::get(url.path.as_str())
+        .header(HOST, url.host_header())
+        .header(CONNECTION, "close")
+        .header(USER_AGENT, concat!("hopwatch/", env!("CARGO_PKG_VERSION")))
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| Failure::Config)?;
+    let exchange = async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|_| Failure::HttpError)?;
+        let response = match select(Box::pin(sender.send_request(request)), Box::pin(conn)).await {
+            Either::Left((response, _conn)) => response,
+            // The connection ended first and is dropped now, which settles the request.
+            Either::Right((_ended, response)) => response.await,
+        };
+        response
+            .map(|r| r.status().as_u16())
+            .map_err(|_| Failure::HttpError)
+    };
+    within(deadline, exchange).await?
+}
+
+/// An Ingress-hop target: one request, on a fresh connection each time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTarget {
+    pub key: TargetKey,
+    pub spec: HttpSpec,
+    pub schedule: Schedule,
+}
+
+/// A load-balancer-hop target: resolve the public host, check the answer, connect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbTarget {
+    pub key: TargetKey,
+    pub host: String,
+    pub port: u16,
+    /// The load balancer addresses the host must resolve to.
+    pub expected: Vec<IpAddr>,
+    pub resolver: Resolver,
+    pub schedule: Schedule,
+}
+
+impl LbTarget {
+    /// One probe attempt, giving up at `deadline`.
+    pub async fn run(&self, deadline: Instant) -> Outcome {
+        loadbalancer(
+            &self.host,
+            self.port,
+            &self.expected,
+            &self.resolver,
+            deadline,
+        )
+        .await
+        .outcome()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// A loopback server that accepts and then does what `serve` says with each connection.
+    async fn server<F, Fut>(serve: F) -> SocketAddr
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                serve(stream).await;
+            }
+        });
+        address
+    }
+
+    /// Holds every connection open without a byte.
+    async fn silent() -> SocketAddr {
+        server(|stream| async move {
+            tokio::spawn(async move {
+                let _held = stream;
+                std::future::pending::<()>().await;
+            });
+        })
+        .await
+    }
+
+    /// Answers every connection with `reply` and closes it.
+    async fn replying(reply: &'static [u8]) -> SocketAddr {
+        server(move |mut stream| async move {
+            let _ = stream.write_all(reply).await;
+        })
+        .await
+    }
+
+    fn spec(scheme: &str, address: SocketAddr) -> HttpSpec {
+        let url = HttpUrl::parse(&format!("{scheme}://svc.test/")).unwrap();
+        HttpSpec {
+            connect_to: Some(address),
+            ..HttpSpec::new(url)
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(300)
+    }
+
+    fn names(report: &HttpReport) -> Vec<Phase> {
+        report.phases.iter().map(|(p, _)| *p).collect()
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_in_the_phase_it_stalls() {
+        let address = silent().await;
+        let tls = request(&spec("https", address), soon()).await;
+        assert_eq!(tls.result, Err(Failure::Timeout));
+        assert_eq!(tls.failed_phase, Some(Phase::Tls));
+        assert_eq!(names(&tls), [Phase::Connect, Phase::Tls]);
+        assert_eq!(tls.tls, None, "no certificate arrived");
+        let plain = request(&spec("http", address), soon()).await;
+        assert_eq!(plain.result, Err(Failure::Timeout));
+        assert_eq!(plain.failed_phase, Some(Phase::Ttfb));
+        assert_eq!(names(&plain), [Phase::Connect, Phase::Ttfb]);
+        assert!(
+            plain.total >= Duration::from_millis(250),
+            "{:?}",
+            plain.total
+        );
+    }
+
+    #[tokio::test]
+    async fn what_is_not_http_is_an_http_error_and_not_tls_a_handshake_failure() {
+        let garbage = replying(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        let plain = request(&spec("http", garbage), soon()).await;
+        assert_eq!(plain.result, Err(Failure::HttpError));
+        assert_eq!(plain.failed_phase, Some(Phase::Ttfb));
+        assert_eq!(plain.status, None);
+        let tls = request(&spec("https", garbage), soon()).await;
+        assert_eq!(tls.result, Err(Failure::TlsHandshake));
+        assert_eq!(tls.failed_phase, Some(Phase::Tls));
+        let closing = replying(b"").await;
+        let closed = request(&spec("http", closing), soon()).await;
+        assert_eq!(closed.result, Err(Failure::HttpError));
+    }
+
+    #[tokio::test]
+    async fn a_spent_deadline_starts_nothing() {
+        let address = silent().await;
+        let report = request(&spec("http", address), Instant::now()).await;
+        assert_eq!(report.result, Err(Failure::Timeout));
+        assert_eq!(report.failed_phase, Some(Phase::Connect));
+        let dns = HttpSpec {
+            connect_to: None,
+            resolver: Resolver::Static(vec![address.ip()]),
+            ..spec("http", address)
+        };
+        let report = request(&dns, Instant::now()).await;
+        assert_eq!(report.result, Err(Failure::Timeout));
+        assert_eq!(report.failed_phase, Some(Phase::Dns));
+        assert_eq!(report.address, None);
+    }
+
+    #[tokio::test]
+    async fn an_ip_in_the_url_is_dialled_without_a_dns_phase() {
+        let address = replying(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+        let url = HttpUrl::parse(&format!("http://{address}/")).unwrap();
+        let report = request(&HttpSpec::new(url), soon()).await;
+        assert_eq!((report.result, report.status), (Ok(()), Some(204)));
+        assert_eq!(names(&report), [Phase::Connect, Phase::Ttfb]);
+        assert_eq!(report.address, Some(address));
+    }
+
+    #[tokio::test]
+    async fn completed_phases_leave_out_the_one_that_failed() {
+        let address = silent().await;
+        let stalled = request(&spec("http", address), soon()).await;
+        let completed: Vec<Phase> = stalled.completed_phases().map(|(p, _)| p).collect();
+        assert_eq!(completed, [Phase::Connect]);
+        let teapot = replying(b"HTTP/1.1 418 I'm a teapot\r\n\r\n").await;
+        let wrong_code = request(&spec("http", teapot), soon()).await;
+        assert_eq!(wrong_code.result, Err(Failure::HttpStatus));
+        let completed: Vec<Phase> = wrong_code.completed_phases().map(|(p, _)| p).collect();
+        assert_eq!(completed, [Phase::Connect, Phase::Ttfb]);
+    }
+
+    #[test]
+    fn phases_are_named_for_labels() {
+        let labels = Phase::ALL.map(Phase::as_str);
+        assert_eq!(labels, ["dns", "connect", "tls", "ttfb"]);
+    }
+}
