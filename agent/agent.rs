@@ -107,11 +107,15 @@ const IN_CLUSTER_SCHEDULE: Schedule = Schedule {
 
 /// The embedded default configuration, adapted to where hopwatch runs. In a cluster
 /// (`in_cluster`: `KUBERNETES_SERVICE_HOST` is set) its DNS targets are replaced by names every
-/// cluster serves, looked up through `/etc/resolv.conf` as the pod's own resolver would.
+/// cluster serves, looked up through `/etc/resolv.conf` as the pod's own resolver would, and
+/// Kubernetes discovery is on with its defaults.
 pub fn default_config(in_cluster: bool) -> Result<Config, ConfigError> {
     let mut config = Config::parse(config::EMBEDDED_DEFAULT, "embedded default config")?;
     if in_cluster {
         config.dns = in_cluster_targets(&config.dns);
+        // Discovery with every default: the pod's service account, all namespaces.
+        let discovery = Config::parse("kubernetes: {}\n", "embedded default config")?;
+        config.kubernetes = discovery.kubernetes;
     }
     Ok(config)
 }
@@ -351,6 +355,8 @@ mod tests {
     #[test]
     fn in_a_cluster_the_default_probes_names_every_cluster_serves() {
         let config = default_config(true).unwrap();
+        assert!(config.kubernetes.is_some(), "discovery is on in a cluster");
+        assert!(default_config(false).unwrap().kubernetes.is_none());
         let names: Vec<&str> = config.dns.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["kubernetes.default", "kube-dns.kube-system"]);
         for target in &config.dns {

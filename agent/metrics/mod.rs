@@ -17,6 +17,7 @@ use prometheus::{
 };
 
 pub mod cluster;
+mod process;
 
 use crate::probe::dns::{DnsCycle, LookupReport, QueryStatus};
 use crate::probe::http::HttpReport;
@@ -80,6 +81,8 @@ pub struct Metrics {
     last_reload_success: Gauge,
     /// Readiness, verdicts and watches: series about the cluster, not about one target.
     pub cluster: cluster::ClusterMetrics,
+    /// Registered for its side effect: `process_*` series at every gather.
+    _process: (),
     /// Held while recording and forgetting, so the two never interleave for one target.
     written: Mutex<HashMap<TargetKey, Written>>,
 }
@@ -183,6 +186,7 @@ impl Metrics {
                 "Unix time the configuration was last applied, the initial one included.",
             ),
             cluster: cluster::ClusterMetrics::new(&r),
+            _process: r.process(),
             written: Mutex::new(HashMap::new()),
             registry,
         };
@@ -464,6 +468,18 @@ impl Registrar<'_> {
         self.register(HistogramVec::new(opts, labels))
     }
 
+    /// Registers the `process_*` collector, started now: the registry is made at start-up.
+    fn process(&self) {
+        let started = unix_seconds(SystemTime::now());
+        match process::ProcessCollector::new(started) {
+            Ok(collector) => {
+                let registered = self.0.register(Box::new(collector));
+                registered.expect("metric names are unique");
+            }
+            Err(err) => tracing::warn!("no process_* metrics: {err}"),
+        }
+    }
+
     fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
         self.register(Histogram::with_opts(
             HistogramOpts::new(name, help).buckets(buckets),
@@ -554,7 +570,14 @@ mod tests {
         metrics.set_targets(&BTreeMap::from([(Hop::Dns, 1)]));
         metrics.observe_lag(Duration::from_micros(300));
         let golden = GOLDEN.replace("{VERSION}", crate::VERSION);
-        assert_eq!(metrics.encode(), golden);
+        // The process_* series change from run to run; their own tests check them.
+        let text: String = metrics
+            .encode()
+            .lines()
+            .filter(|l| !l.starts_with("process_") && !l.contains(" process_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(text, golden);
     }
 
     #[test]
