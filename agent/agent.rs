@@ -15,6 +15,7 @@ use crate::cluster;
 use crate::config::{self, Config, ConfigError, DnsTarget, Schedule};
 use crate::discovery::watch::Discovery;
 use crate::metrics::Metrics;
+use crate::otlp;
 use crate::probe::dns::{DnsCheck, Flavor, QueryTypes};
 use crate::probe::{Hop, Outcome, Target, TargetKey};
 use crate::reload::{ConfigFile, Reloader};
@@ -83,14 +84,17 @@ impl Sink for AgentSink {
     }
 }
 
-/// Every target a configuration asks for, in config order.
+/// Every static target a configuration asks for: the `dns`, then the `http`, then the `tcp`
+/// targets, each in config order. An `http` target's resolv.conf is read now.
 pub fn targets(config: &Config) -> Vec<Target> {
-    config
+    let dns = config
         .dns
         .iter()
         .cloned()
-        .map(|t| Target::Dns(DnsCheck::configured(t)))
-        .collect()
+        .map(|t| Target::Dns(DnsCheck::configured(t)));
+    let http = config.http.iter().map(|t| Target::Http(t.target()));
+    let tcp = config.tcp.iter().cloned().map(Target::Connect);
+    dns.chain(http).chain(tcp).collect()
 }
 
 /// Names every pod can resolve, written short as an application in a pod would write them,
@@ -182,6 +186,10 @@ pub async fn run(
 
     tracing::info!("shutting down");
     agent.scheduler.shutdown().await;
+    // After the probes: the last push carries their final results.
+    if let Some(exporter) = agent.otlp.take() {
+        exporter.shutdown().await;
+    }
     let _ = stop_server.send(());
     if tokio::time::timeout(SERVER_STOP_TIMEOUT, server)
         .await
@@ -203,6 +211,8 @@ struct Agent {
     readiness: Arc<Readiness>,
     /// Running while the config has a `kubernetes` section.
     discovery: Option<Discovery>,
+    /// Running while the config has an `otlp` section.
+    otlp: Option<otlp::Exporter>,
     node: String,
 }
 
@@ -226,11 +236,23 @@ impl Agent {
             metrics,
             readiness,
             discovery: None,
+            otlp: None,
             node: cluster::node_name(),
         };
+        agent.start_otlp();
         agent.start_discovery().await?;
         agent.apply_targets().await;
         Ok(agent)
+    }
+
+    /// Starts pushing the metrics over OTLP when the config asks for it.
+    fn start_otlp(&mut self) {
+        let settings = self.config.otlp.clone();
+        self.otlp = settings.and_then(|settings| {
+            otlp::spawn(settings, Arc::clone(&self.metrics))
+                .inspect_err(|err| tracing::error!("OTLP push not started: {err}"))
+                .ok()
+        });
     }
 
     /// Starts watching the cluster when the config asks for it.
@@ -280,9 +302,16 @@ impl Agent {
         }
         self.scheduler.set_max_concurrency(config.max_concurrency);
         let kube_changed = config.kubernetes != self.config.kubernetes;
+        let otlp_changed = config.otlp != self.config.otlp;
         self.config = config;
         if kube_changed && let Err(err) = self.start_discovery().await {
             tracing::error!("Kubernetes discovery stopped: {err}");
+        }
+        if otlp_changed {
+            if let Some(exporter) = self.otlp.take() {
+                exporter.shutdown().await;
+            }
+            self.start_otlp();
         }
         self.apply_targets().await;
         self.metrics.reload_succeeded(SystemTime::now());

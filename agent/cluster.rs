@@ -55,7 +55,7 @@ pub fn export_synced(metrics: &Metrics, synced: Synced) {
     for (resource, done) in
         RESOURCES
             .into_iter()
-            .zip([synced.services, synced.slices, synced.nodes])
+            .zip([synced.services, synced.slices, synced.nodes, synced.ingresses])
     {
         metrics.cluster.set_synced(resource, done);
     }
@@ -150,7 +150,7 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
             port: lb.port,
             expected: lb.addresses.clone(),
             resolver: resolver.clone(),
-            schedule: config.dns_schedule,
+            schedule: config.ingress_schedule,
         };
         for svc in &lb.backends {
             if let Some(m) = plan.members.get_mut(svc) {
@@ -164,13 +164,18 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
             continue;
         };
         let port = url.port;
-        let mut spec = HttpSpec::new(url);
-        spec.connect_to = ing.dial.map(|ip| SocketAddr::new(ip, port));
-        spec.resolver = resolver.clone();
+        let spec = HttpSpec {
+            url,
+            connect_to: ing.dial.map(|ip| SocketAddr::new(ip, port)),
+            expected_status: config.ingress_expected_status.clone(),
+            insecure: config.ingress_insecure,
+            ca: config.ingress_ca.clone(),
+            resolver: resolver.clone(),
+        };
         let target = HttpTarget {
             key: key(Hop::Ingress, &ing.id),
             spec,
-            schedule: config.dns_schedule,
+            schedule: config.ingress_schedule,
         };
         if let Some(m) = ing
             .backend

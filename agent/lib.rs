@@ -13,6 +13,7 @@
 //!   targets by key when the config changes.
 //! - [`metrics`]: the only module that names a metric.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`otlp`]: optional push of the same registry to an OTLP/HTTP metrics endpoint.
 //! - [`reload`]: config reload on SIGHUP and on file change.
 //! - [`agent`]: wires the pieces together and runs until shutdown.
 
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod discovery;
 pub mod metrics;
+pub mod otlp;
 pub mod probe;
 pub mod reload;
 pub mod schedule;

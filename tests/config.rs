@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hopwatch::config::{
-    Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, KubernetesConfig, Schedule,
+    Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, KubernetesConfig, Schedule, StaticHttp,
+    StubResolver,
 };
 use hopwatch::discovery::model::ObjKey;
 use hopwatch::discovery::select::{AnnotationMode, LabelSelector, Selection};
 use hopwatch::discovery::targets::Settings;
 use hopwatch::probe::dns::{Flavor, QueryTypes};
+use hopwatch::probe::http::{CaBundle, HttpUrl, Resolver};
+use hopwatch::probe::tcp::ConnectTarget;
+use hopwatch::probe::{Hop, Target, TargetKey};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -48,7 +52,7 @@ fn addr(s: &str) -> SocketAddr {
 const INVALID: &[(&str, &str)] = &[
     (
         "invalid-unknown-top-level-field.yaml",
-        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`, `kubernetes`",
+        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`, `http`, `tcp`, `kubernetes`, `otlp`",
     ),
     (
         "invalid-unknown-nested-field.yaml",
@@ -224,7 +228,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-unknown-field.yaml",
-        "invalid-kubernetes-unknown-field.yaml:4:3: kubernetes: unknown field `kube_config`, expected one of `kubeconfig`, `cluster_domain`, `pod_probe_nodes`, `services`, `connect`, `dns`",
+        "invalid-kubernetes-unknown-field.yaml:4:3: kubernetes: unknown field `kube_config`, expected one of `kubeconfig`, `cluster_domain`, `pod_probe_nodes`, `services`, `connect`, `dns`, `ingress`",
     ),
     (
         "invalid-kubernetes-unknown-services-field.yaml",
@@ -317,6 +321,178 @@ const INVALID: &[(&str, &str)] = &[
     (
         "invalid-kubernetes-node-local-dns.yaml",
         "invalid-kubernetes-node-local-dns.yaml:3:21: kubernetes.dns.node_local_dns: `169.254.20.300` is not an IP address, `IP:PORT` or `[IPv6]:PORT`",
+    ),
+    (
+        "invalid-http-ca-file-missing.yaml",
+        "invalid-http-ca-file-missing.yaml:3:14: http[0].ca_file: cannot read CA file /nonexistent/hopwatch/private-ca.pem: No such file or directory (os error 2)",
+    ),
+    (
+        "invalid-http-ca-file-not-pem.yaml",
+        "invalid-http-ca-file-not-pem.yaml:4:14: http[0].ca_file: CA file tests/fixtures/config/valid-tcp.yaml: no CERTIFICATE block",
+    ),
+    (
+        "invalid-http-ca-file-plain-http.yaml",
+        "invalid-http-ca-file-plain-http.yaml:3:14: http[0].ca_file: `ca_file` applies to https:// URLs only, and `url` is http://",
+    ),
+    (
+        "invalid-http-connect-to.yaml",
+        "invalid-http-connect-to.yaml:4:17: http[0].connect_to: `lb.example.com` is not an IP address or `IP:PORT`, such as `203.0.113.10` or `[fd00::1]:443`",
+    ),
+    (
+        "invalid-http-duplicate-id.yaml",
+        "invalid-http-duplicate-id.yaml:5:9: http[1].id: duplicate id `shop`, http[0] has it too",
+    ),
+    (
+        "invalid-http-duplicate-url.yaml",
+        "invalid-http-duplicate-url.yaml:4:10: http[1].url: duplicate id `https://shop.example.com/` (the url, as no `id` is set), http[0] has it too; set `id` to tell them apart",
+    ),
+    (
+        "invalid-http-insecure-plain-http.yaml",
+        "invalid-http-insecure-plain-http.yaml:3:15: http[0].insecure: `insecure: true` applies to https:// URLs only, and `url` is http://",
+    ),
+    (
+        "invalid-http-insecure-type.yaml",
+        "invalid-http-insecure-type.yaml:3:15: http[0].insecure: expected `true` or `false`, found `sometimes`",
+    ),
+    (
+        "invalid-http-missing-url.yaml",
+        "invalid-http-missing-url.yaml:3:5: http[1]: missing field `url`",
+    ),
+    (
+        "invalid-http-resolver-connect-to.yaml",
+        "invalid-http-resolver-connect-to.yaml:5:13: http[0].flavor: has no effect: `connect_to` is dialled instead of resolving the host",
+    ),
+    (
+        "invalid-http-resolver-ip-url.yaml",
+        "invalid-http-resolver-ip-url.yaml:3:18: http[0].resolv_conf: has no effect: the URL names an IP address, which is never resolved",
+    ),
+    (
+        "invalid-http-status-code.yaml",
+        "invalid-http-status-code.yaml:3:28: http[0].expected_status[1]: 600 is not a status code: codes are 100 to 599",
+    ),
+    (
+        "invalid-http-status-empty.yaml",
+        "invalid-http-status-empty.yaml:3:22: http[0].expected_status: must list at least one code or range; leave `expected_status` out for the default (200-399)",
+    ),
+    (
+        "invalid-http-status-range.yaml",
+        "invalid-http-status-range.yaml:3:23: http[0].expected_status[0]: `299-200`: the range ends before it starts",
+    ),
+    (
+        "invalid-http-status-text.yaml",
+        "invalid-http-status-text.yaml:3:23: http[0].expected_status[0]: `2xx` is not a status code or a range such as `200-299`",
+    ),
+    (
+        "invalid-http-timeout-inherited.yaml",
+        "invalid-http-timeout-inherited.yaml:5:23: http[0].interval_seconds: 5 must be above timeout_seconds (10, from defaults.timeout_seconds)",
+    ),
+    (
+        "invalid-http-unknown-field.yaml",
+        "invalid-http-unknown-field.yaml:3:5: http[0]: unknown field `method`, expected one of `url`, `id`, `connect_to`, `expected_status`, `insecure`, `ca_file`, `resolv_conf`, `flavor`, `qtypes`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+    ),
+    (
+        "invalid-http-url.yaml",
+        "invalid-http-url.yaml:3:10: http[0].url: `shop.example.com/healthz` is not an http:// or https:// URL",
+    ),
+    (
+        "invalid-http-wrong-type.yaml",
+        "invalid-http-wrong-type.yaml:2:3: http: expected a list of HTTP targets, found a mapping",
+    ),
+    (
+        "invalid-kubernetes-ingress-ca-file.yaml",
+        "invalid-kubernetes-ingress-ca-file.yaml:3:14: kubernetes.ingress.ca_file: cannot read CA file /nonexistent/hopwatch/ingress-ca.pem: No such file or directory (os error 2)",
+    ),
+    (
+        "invalid-kubernetes-ingress-status.yaml",
+        "invalid-kubernetes-ingress-status.yaml:3:28: kubernetes.ingress.expected_status[1]: 99 is not a status code: codes are 100 to 599",
+    ),
+    (
+        "invalid-kubernetes-ingress-timeout-inherited.yaml",
+        "invalid-kubernetes-ingress-timeout-inherited.yaml:5:23: kubernetes.ingress.interval_seconds: 10 must be above timeout_seconds (25, from defaults.timeout_seconds)",
+    ),
+    (
+        "invalid-kubernetes-ingress-unknown-field.yaml",
+        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+    ),
+    (
+        "invalid-otlp-endpoint-no-path.yaml",
+        "invalid-otlp-endpoint-no-path.yaml:2:13: otlp.endpoint: `http://otel-collector:4318` has no path; write the full metrics URL, such as `http://otel-collector:4318/v1/metrics`",
+    ),
+    (
+        "invalid-otlp-endpoint-scheme.yaml",
+        "invalid-otlp-endpoint-scheme.yaml:3:13: otlp.endpoint: `grpc://otel-collector:4317` is not an http:// or https:// URL",
+    ),
+    (
+        "invalid-otlp-header-duplicate.yaml",
+        "invalid-otlp-header-duplicate.yaml:5:5: otlp.headers: duplicate header `authorization`: `Authorization` is set too, and header names ignore case",
+    ),
+    (
+        "invalid-otlp-header-name.yaml",
+        "invalid-otlp-header-name.yaml:4:5: otlp.headers: header name `X Scope OrgID` contains ` `; names allow letters, digits and any of !#$%&'*+-.^_`|~",
+    ),
+    (
+        "invalid-otlp-header-reserved.yaml",
+        "invalid-otlp-header-reserved.yaml:4:5: otlp.headers: header `Content-Type` is set by the HTTP client and cannot be configured",
+    ),
+    (
+        "invalid-otlp-header-value.yaml",
+        "invalid-otlp-header-value.yaml:4:20: otlp.headers.Authorization: header value contains `\\t`; only printable ASCII characters are allowed",
+    ),
+    (
+        "invalid-otlp-headers-type.yaml",
+        "invalid-otlp-headers-type.yaml:3:12: otlp.headers: expected a mapping of header names to values, found a list",
+    ),
+    (
+        "invalid-otlp-interval-too-short.yaml",
+        "invalid-otlp-interval-too-short.yaml:3:21: otlp.interval_seconds: 0.5 must be between 1 and 86400",
+    ),
+    (
+        "invalid-otlp-missing-endpoint.yaml",
+        "invalid-otlp-missing-endpoint.yaml:2:3: otlp: missing field `endpoint`",
+    ),
+    (
+        "invalid-otlp-resource-key.yaml",
+        "invalid-otlp-resource-key.yaml:4:5: otlp.resource: an attribute key must not be empty",
+    ),
+    (
+        "invalid-otlp-timeout-default-interval.yaml",
+        "invalid-otlp-timeout-default-interval.yaml:3:20: otlp.timeout_seconds: 90 must be below interval_seconds (60, the default)",
+    ),
+    (
+        "invalid-otlp-timeout-interval.yaml",
+        "invalid-otlp-timeout-interval.yaml:4:20: otlp.timeout_seconds: 30 must be below interval_seconds (30)",
+    ),
+    (
+        "invalid-otlp-unknown-field.yaml",
+        "invalid-otlp-unknown-field.yaml:3:3: otlp: unknown field `compression`, expected one of `endpoint`, `interval_seconds`, `timeout_seconds`, `headers`, `resource`",
+    ),
+    (
+        "invalid-tcp-address-no-port.yaml",
+        "invalid-tcp-address-no-port.yaml:2:14: tcp[0].address: `10.96.0.10` is not an IP address and port such as `10.96.0.10:53` or `[fd00::10]:53`",
+    ),
+    (
+        "invalid-tcp-address.yaml",
+        "invalid-tcp-address.yaml:3:14: tcp[0].address: `kube-dns.kube-system:53` is not an IP address and port such as `10.96.0.10:53` or `[fd00::10]:53`",
+    ),
+    (
+        "invalid-tcp-duplicate-address.yaml",
+        "invalid-tcp-duplicate-address.yaml:3:14: tcp[1].address: duplicate id `10.96.0.10:53` (the address, as no `id` is set), tcp[0] has it too; set `id` to tell them apart",
+    ),
+    (
+        "invalid-tcp-duplicate-id.yaml",
+        "invalid-tcp-duplicate-id.yaml:5:9: tcp[1].id: duplicate id `dns`, tcp[0] has it too",
+    ),
+    (
+        "invalid-tcp-hop.yaml",
+        "invalid-tcp-hop.yaml:3:10: tcp[0].hop: unknown hop `ingress`, expected `service` or `pod`",
+    ),
+    (
+        "invalid-tcp-missing-address.yaml",
+        "invalid-tcp-missing-address.yaml:2:5: tcp[0]: missing field `address`",
+    ),
+    (
+        "invalid-tcp-unknown-field.yaml",
+        "invalid-tcp-unknown-field.yaml:3:5: tcp[0]: unknown field `port`, expected one of `address`, `id`, `hop`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
     ),
 ];
 
@@ -423,6 +599,27 @@ fn daemonset_example_covers_the_flavors_a_server_and_discovery() {
     );
     assert_eq!(k.connect, schedule(15.0, 3.0, 1.0));
     assert_eq!(k.dns_schedule, schedule(30.0, 10.0, 2.0));
+    assert_eq!(k.ingress_ca, CaBundle::WebPki);
+    assert!(!k.ingress_insecure);
+    assert_eq!(k.ingress_expected_status, [200..=399]);
+    assert_eq!(k.ingress_schedule, schedule(30.0, 10.0, 2.0));
+    assert_eq!(config.otlp, None, "commented out");
+}
+
+#[test]
+fn standalone_example_has_every_static_kind() {
+    let config = Config::load(&repo("config/standalone.yaml")).unwrap();
+    assert_eq!(config.http.len(), 1);
+    assert_eq!(config.http[0].expected_status, [200..=200]);
+    assert_eq!(config.tcp.len(), 1);
+    assert_eq!(config.tcp[0].key.hop, Hop::Service);
+    assert_eq!(config.otlp, None, "commented out");
+    let targets = hopwatch::agent::targets(&config);
+    assert_eq!(
+        targets.len(),
+        config.dns.len() + 2,
+        "check-config counts them all"
+    );
 }
 
 #[test]
@@ -431,7 +628,10 @@ fn an_empty_document_means_all_defaults() {
         listen: addr("0.0.0.0:9808"),
         max_concurrency: 64,
         dns: vec![],
+        http: vec![],
+        tcp: vec![],
         kubernetes: None,
+        otlp: None,
     };
     for text in [
         "",
@@ -443,6 +643,8 @@ fn an_empty_document_means_all_defaults() {
         "dns: []\n",
         "defaults: {}\n",
         "kubernetes:\n",
+        "http: []\ntcp: []\n",
+        "otlp:\n",
     ] {
         assert_eq!(
             Config::parse(text, "empty.yaml"),
@@ -532,6 +734,10 @@ fn kubernetes_defaults() -> KubernetesConfig {
         dns_resolv_conf: "/etc/resolv.conf".into(),
         dns_schedule: schedule(30.0, 25.0, 1.0),
         node_local_dns: None,
+        ingress_ca: CaBundle::WebPki,
+        ingress_insecure: false,
+        ingress_expected_status: vec![200..=399],
+        ingress_schedule: schedule(30.0, 25.0, 1.0),
     }
 }
 
@@ -580,6 +786,21 @@ fn cluster_dns_inherits_defaults_and_connect_does_not() {
         "computed from the interval"
     );
     assert_eq!(k.dns_schedule, schedule(5.0, 4.0, 0.5));
+    assert_eq!(
+        k.ingress_schedule,
+        schedule(30.0, 25.0, 1.0),
+        "no defaults: the computed ones"
+    );
+}
+
+#[test]
+fn ingress_probes_inherit_the_defaults_schedule() {
+    let text = "defaults:\n  interval_seconds: 60\n  timeout_seconds: 10\n  jitter_seconds: 4\nkubernetes:\n  ingress:\n    timeout_seconds: 2\n";
+    let k = Config::parse(text, "k.yaml").unwrap().kubernetes.unwrap();
+    assert_eq!(k.ingress_schedule, schedule(60.0, 2.0, 4.0));
+    assert_eq!(k.ingress_ca, CaBundle::WebPki);
+    assert!(!k.ingress_insecure);
+    assert_eq!(k.ingress_expected_status, [200..=399]);
 }
 
 #[test]
@@ -619,6 +840,14 @@ fn every_kubernetes_field_lands_where_it_should() {
     assert_eq!(k.dns_resolv_conf, Path::new("/run/hopwatch/resolv.conf"));
     assert_eq!(k.dns_schedule, schedule(20.0, 5.0, 0.25));
     assert_eq!(k.node_local_dns, Some(addr("169.254.20.10:53")));
+    assert_eq!(k.ingress_ca, ca());
+    assert!(k.ingress_insecure);
+    assert_eq!(k.ingress_expected_status, [200..=200, 300..=308]);
+    assert_eq!(
+        k.ingress_schedule,
+        schedule(45.0, 5.0, 3.0),
+        "the timeout from defaults"
+    );
 }
 
 #[test]
@@ -633,6 +862,175 @@ fn empty_kubernetes_lists_mean_all_and_none() {
     };
     assert_eq!(k.discovery.selection, want);
     assert_eq!(k.node_local_dns, Some(addr("[fd00::a]:5353")));
+}
+
+/// The CA bundle of the fixtures, which name it relative to the package directory (the
+/// working directory of integration tests).
+fn ca() -> CaBundle {
+    CaBundle::from_file(&repo("tests/fixtures/config/ca.pem")).unwrap()
+}
+
+fn url(text: &str) -> HttpUrl {
+    HttpUrl::parse(text).unwrap()
+}
+
+#[test]
+fn every_http_field_lands_where_it_should() {
+    let config = parse_fixture("valid-http.yaml").unwrap();
+    let every_field = StaticHttp {
+        id: "shop".into(),
+        url: url("https://shop.example.com:8443/healthz?full=1"),
+        connect_to: Some(addr("203.0.113.10:8443")),
+        expected_status: vec![200..=200, 301..=301, 200..=299, 404..=410],
+        insecure: true,
+        ca: ca(),
+        resolver: None,
+        schedule: schedule(10.0, 2.0, 0.0),
+    };
+    let url_only = StaticHttp {
+        id: "http://api.example.com/".into(),
+        url: url("http://api.example.com/"),
+        connect_to: None,
+        expected_status: vec![200..=399],
+        insecure: false,
+        ca: CaBundle::WebPki,
+        resolver: None,
+        schedule: schedule(20.0, 5.0, 0.5),
+    };
+    let resolver = StaticHttp {
+        id: "www-go".into(),
+        url: url("https://www.example.com/"),
+        resolver: Some(StubResolver {
+            resolv_conf: "/etc/hopwatch/resolv.conf".into(),
+            flavor: Flavor::Go,
+            qtypes: QueryTypes::Both,
+        }),
+        ..url_only.clone()
+    };
+    let inherited = StaticHttp {
+        id: "www-musl".into(),
+        url: url("https://www.example.com/"),
+        expected_status: vec![500..=599],
+        resolver: Some(StubResolver {
+            resolv_conf: "/run/hopwatch/resolv.conf".into(),
+            flavor: Flavor::MuslLegacy,
+            qtypes: QueryTypes::Aaaa,
+        }),
+        schedule: schedule(60.0, 5.0, 0.5),
+        ..url_only.clone()
+    };
+    assert_eq!(config.http, [every_field, url_only, resolver, inherited]);
+}
+
+#[test]
+fn every_tcp_field_lands_where_it_should() {
+    let config = parse_fixture("valid-tcp.yaml").unwrap();
+    let target = |hop, id: &str, address: &str, schedule| ConnectTarget {
+        key: TargetKey {
+            hop,
+            id: id.to_string(),
+        },
+        addresses: vec![addr(address)],
+        schedule,
+    };
+    let inherited = schedule(20.0, 5.0, 1.0);
+    assert_eq!(
+        config.tcp,
+        [
+            target(
+                Hop::Pod,
+                "kube-dns-tcp",
+                "10.96.0.10:53",
+                schedule(5.0, 1.0, 0.25)
+            ),
+            target(Hop::Service, "[fd00::10]:443", "[fd00::10]:443", inherited),
+            target(Hop::Service, "10.96.0.1:443", "10.96.0.1:443", inherited),
+        ]
+    );
+}
+
+#[test]
+fn every_otlp_field_lands_where_it_should() {
+    let otlp = parse_fixture("valid-otlp.yaml").unwrap().otlp.unwrap();
+    assert_eq!(otlp.endpoint, "https://otlp.example.com:4318/v1/metrics");
+    assert_eq!(otlp.interval, secs(30.0));
+    assert_eq!(otlp.timeout, secs(5.0));
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        otlp.headers,
+        pairs(&[
+            ("Authorization", "Bearer c2VjcmV0"),
+            ("X-Scope-OrgID", "42")
+        ])
+    );
+    assert_eq!(
+        otlp.resource,
+        pairs(&[
+            ("k8s.cluster.name", "prod-eu-1"),
+            ("deployment.environment", "production"),
+            ("service.version", "1.10"),
+        ]),
+        "in the order written, numbers as written"
+    );
+}
+
+#[test]
+fn otlp_defaults_and_a_short_interval() {
+    let endpoint = "otlp:\n  endpoint: http://127.0.0.1:4318/v1/metrics\n";
+    let otlp = Config::parse(endpoint, "o.yaml").unwrap().otlp.unwrap();
+    assert_eq!((otlp.interval, otlp.timeout), (secs(60.0), secs(10.0)));
+    assert_eq!((otlp.headers.len(), otlp.resource.len()), (0, 0));
+    let short = format!("{endpoint}  interval_seconds: 5\n");
+    let otlp = Config::parse(&short, "o.yaml").unwrap().otlp.unwrap();
+    assert_eq!(
+        (otlp.interval, otlp.timeout),
+        (secs(5.0), secs(4.0)),
+        "the default timeout stays below the interval"
+    );
+}
+
+#[test]
+fn static_targets_are_the_dns_http_and_tcp_entries() {
+    let text = "dns:\n  - name: example.com\nhttp:\n  - url: https://shop.example.com/\n    flavor: musl\n    qtypes: [A]\n    resolv_conf: tests/fixtures/config/resolv.conf\n  - url: http://10.0.0.1/\ntcp:\n  - address: 10.96.0.10:53\n    hop: pod\n";
+    let config = Config::parse(text, "t.yaml").unwrap();
+    let targets = hopwatch::agent::targets(&config);
+    let keys: Vec<String> = targets.iter().map(|t| t.key().to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "dns/example.com",
+            "ingress/https://shop.example.com/",
+            "ingress/http://10.0.0.1/",
+            "pod/10.96.0.10:53",
+        ]
+    );
+    let Target::Http(shop) = &targets[1] else {
+        panic!("{:?}", targets[1])
+    };
+    let Resolver::Emulated(opts) = &shop.spec.resolver else {
+        panic!("{:?}", shop.spec.resolver)
+    };
+    assert_eq!((opts.flavor, opts.qtypes), (Flavor::Musl, QueryTypes::A));
+    assert_eq!(
+        opts.conf.search,
+        ["svc.cluster.local", "cluster.local"],
+        "read from the file"
+    );
+    assert_eq!(opts.conf.ndots, 5);
+    let Target::Http(ip) = &targets[2] else {
+        panic!("{:?}", targets[2])
+    };
+    assert_eq!(ip.spec.resolver, Resolver::System);
+    assert_eq!(ip.spec.expected_status, [200..=399]);
+    assert_eq!(
+        targets[3],
+        Target::Connect(config.tcp[0].clone()),
+        "a tcp target runs as configured"
+    );
 }
 
 #[test]

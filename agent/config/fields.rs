@@ -198,13 +198,19 @@ pub fn id(s: &str) -> Result<(), String> {
 
 /// The id of a target that sets none: its name, which is already a valid DNS name.
 pub fn id_from_name(name: &str) -> Result<String, String> {
-    let len = name.chars().count();
+    id_from("name", name)
+}
+
+/// The id of a target that sets none: the field `what` as written (a DNS name, a URL, an
+/// address), which its own check has already kept free of whitespace.
+pub fn id_from(what: &str, written: &str) -> Result<String, String> {
+    let len = written.chars().count();
     if len > MAX_ID_LEN {
         return Err(format!(
-            "name is {len} characters long, too long to be the id (at most {MAX_ID_LEN}); set a shorter `id`"
+            "{what} is {len} characters long, too long to be the id (at most {MAX_ID_LEN}); set a shorter `id`"
         ));
     }
-    Ok(name.to_string())
+    Ok(written.to_string())
 }
 
 /// User text for an error message: in backticks, control characters escaped, long text cut.

@@ -1,13 +1,16 @@
 //! The `kubernetes:` section → [`KubernetesConfig`]: which Services discovery selects, the
-//! schedule of the connect probes, and the lookups sent to the cluster DNS Service, each
-//! with its defaults applied and checked as strictly as the DNS targets.
+//! schedule of the connect probes, the lookups sent to the cluster DNS Service, and how
+//! discovered Ingresses and load balancers are probed, each with its defaults applied and
+//! checked as strictly as the static targets.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use super::fields;
 use super::k8s_names;
-use super::raw::{Problem, RawClusterDns, RawConnect, RawKubernetes, RawServices, S};
+use super::raw::{Problem, RawClusterDns, RawConnect, RawIngress, RawKubernetes, RawServices, S};
+use super::statics;
 use super::validate::{
     Computed, Defaults, PROBE_DEFAULTS, Timing, check, check_opt, qtypes, schedule, timing,
 };
@@ -16,6 +19,7 @@ use crate::discovery::model::ObjKey;
 use crate::discovery::select::{AnnotationMode, LabelSelector, Selection};
 use crate::discovery::targets::Settings;
 use crate::probe::dns::{Flavor, QueryTypes};
+use crate::probe::http::{CaBundle, DEFAULT_EXPECTED_STATUS};
 
 const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const DEFAULT_POD_PROBE_NODES: usize = 3;
@@ -76,6 +80,7 @@ pub(super) fn section(
         dns_service: dns_service.unwrap_or_else(|| key(DEFAULT_DNS_SERVICE)),
     };
     let dns = cluster_dns(&dns, defaults)?;
+    let ingress = ingress(&raw.ingress.unwrap_or_default(), defaults)?;
     Ok(KubernetesConfig {
         kubeconfig,
         discovery,
@@ -86,6 +91,10 @@ pub(super) fn section(
         dns_resolv_conf: dns.resolv_conf,
         dns_schedule: dns.schedule,
         node_local_dns: dns.node_local_dns,
+        ingress_ca: ingress.ca,
+        ingress_insecure: ingress.insecure,
+        ingress_expected_status: ingress.expected_status,
+        ingress_schedule: ingress.schedule,
     })
 }
 
@@ -212,6 +221,38 @@ fn cluster_dns(raw: &RawClusterDns, defaults: &Defaults) -> Result<ClusterDns, P
         resolv_conf: resolv_conf.unwrap_or_else(|| defaults.resolv_conf.clone()),
         schedule,
         node_local_dns,
+    })
+}
+
+/// `kubernetes.ingress`, validated.
+struct Ingress {
+    ca: CaBundle,
+    insecure: bool,
+    expected_status: Vec<RangeInclusive<u16>>,
+    schedule: Schedule,
+}
+
+/// `kubernetes.ingress`: the settings of an `http` target, for every discovered Ingress; the
+/// schedule, inherited from `defaults`, is also the load-balancer hop's.
+fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
+    let at = |field: &str| format!("kubernetes.ingress.{field}");
+    let ca = statics::ca_file(raw.ca_file.as_ref(), &at("ca_file"))?;
+    let expected_status = raw
+        .expected_status
+        .as_ref()
+        .map(|list| statics::expected_status(list, &at("expected_status")))
+        .transpose()?;
+    let own = timing(
+        "kubernetes.ingress",
+        raw.interval_seconds.as_ref(),
+        raw.timeout_seconds.as_ref(),
+        raw.jitter_seconds.as_ref(),
+    )?;
+    Ok(Ingress {
+        ca: ca.unwrap_or(CaBundle::WebPki),
+        insecure: raw.insecure.as_ref().is_some_and(|b| b.value),
+        expected_status: expected_status.unwrap_or_else(|| vec![DEFAULT_EXPECTED_STATUS]),
+        schedule: schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?,
     })
 }
 

@@ -103,6 +103,13 @@ fn is_type_error(err: &Error) -> bool {
 
 /// What the field at `path` takes, for "expected …, found …".
 fn expected(path: &str) -> Option<&'static str> {
+    // Under these the keys are the user's, so the last step names nothing of ours.
+    if path.starts_with("otlp.headers.") {
+        return Some("a header value");
+    }
+    if path.starts_with("otlp.resource.") {
+        return Some("an attribute value");
+    }
     let field = path.rsplit(['.', '[']).next().unwrap_or(path);
     let in_list = path.ends_with(']');
     Some(match field {
@@ -132,8 +139,31 @@ fn expected(path: &str) -> Option<&'static str> {
         "connect" => "a mapping of schedule settings",
         "service" => "a Service as `namespace/name`",
         "names" => "a list of DNS names",
+        "http" if path == "http" => "a list of HTTP targets",
+        "tcp" if path == "tcp" => "a list of TCP targets",
+        "url" => "an http:// or https:// URL",
+        "connect_to" => "an IP address, optionally with a port",
+        "expected_status" => "a list of status codes and ranges such as `[200, \"300-399\"]`",
+        "insecure" => "`true` or `false`",
+        "ca_file" => "a file path",
+        "address" => "an IP address and port such as `10.96.0.10:53`",
+        "hop" => "`service` or `pod`",
+        "ingress" => "a mapping of Ingress probe settings",
+        "otlp" => "a mapping of OTLP settings",
+        "endpoint" => "an http:// or https:// URL",
+        "headers" => "a mapping of header names to values",
+        "resource" => "a mapping of attribute keys to values",
         _ if in_list && path.starts_with("dns[") && !path.contains('.') => {
             "a mapping with at least `name`"
+        }
+        _ if in_list && path.starts_with("http[") && !path.contains('.') => {
+            "a mapping with at least `url`"
+        }
+        _ if in_list && path.starts_with("tcp[") && !path.contains('.') => {
+            "a mapping with at least `address`"
+        }
+        _ if in_list && path.contains(".expected_status[") => {
+            "a status code or a range such as `200-299`"
         }
         _ if in_list && path.contains(".qtypes[") => "a record type, `A` or `AAAA`",
         _ if in_list && path.contains("namespaces[") => "a namespace name",
@@ -386,6 +416,14 @@ mod tests {
             expected("dns[4].timeout_seconds"),
             Some("a number of seconds")
         );
+        assert_eq!(expected("http[0]"), Some("a mapping with at least `url`"));
+        assert_eq!(
+            expected("kubernetes.ingress.expected_status[1]"),
+            Some("a status code or a range such as `200-299`")
+        );
+        // A header called `id` is still a header.
+        assert_eq!(expected("otlp.headers.id"), Some("a header value"));
+        assert_eq!(expected("otlp.resource.name"), Some("an attribute value"));
         assert_eq!(expected("nowhere"), None);
     }
 }

@@ -4,7 +4,11 @@
 //! - `raw`: the serde structs the YAML is read into, and [`ConfigError`].
 //! - `validate`: raw structs → [`Config`], defaults applied and cross-field rules checked.
 //! - `kubernetes`: the same for the `kubernetes:` section, into [`KubernetesConfig`].
+//! - `statics`: the same for the `http:` and `tcp:` target lists, and the settings they share
+//!   with `kubernetes.ingress` (expected codes, CA file).
+//! - `otlp`: the same for the `otlp:` section, into [`crate::otlp::Settings`].
 //! - `fields`: pure checks of single values (names, addresses, durations).
+//! - `net_fields`: pure checks of URLs, IP:PORT addresses, status codes and headers.
 //! - `k8s_names`: pure checks of Kubernetes names (namespaces, Services, annotation keys).
 //! - `locate`: the field path of a serde-saphyr error, which only knows the line.
 //!
@@ -14,14 +18,20 @@ mod fields;
 mod k8s_names;
 mod kubernetes;
 mod locate;
+mod net_fields;
+mod otlp;
 mod raw;
+mod statics;
 mod validate;
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::probe::dns::{Flavor, QueryTypes};
+use crate::probe::dns::{Flavor, LookupOptions, QueryTypes, ResolvConf};
+use crate::probe::http::{CaBundle, HttpSpec, HttpTarget, HttpUrl, Resolver};
+use crate::probe::tcp::ConnectTarget;
 use crate::probe::{Hop, TargetKey};
 
 pub use raw::ConfigError;
@@ -39,9 +49,16 @@ pub struct Config {
     pub max_concurrency: usize,
     /// DNS targets, in config order.
     pub dns: Vec<DnsTarget>,
+    /// HTTP(S) targets of the Ingress hop, in config order.
+    pub http: Vec<StaticHttp>,
+    /// TCP connect targets of the Service or Pod hop, in config order, one address each.
+    pub tcp: Vec<ConnectTarget>,
     /// Kubernetes discovery; `None` when the file has no `kubernetes:` section, and then
     /// nothing is discovered.
     pub kubernetes: Option<KubernetesConfig>,
+    /// Push of the metrics to an OTLP/HTTP endpoint; `None` when the file has no `otlp:`
+    /// section.
+    pub otlp: Option<crate::otlp::Settings>,
 }
 
 /// The validated `kubernetes:` section: how to reach the API server, which Services to
@@ -65,6 +82,14 @@ pub struct KubernetesConfig {
     pub dns_schedule: Schedule,
     /// A NodeLocal DNSCache address to probe as one more server.
     pub node_local_dns: Option<SocketAddr>,
+    /// The roots discovered Ingresses' certificates are verified against.
+    pub ingress_ca: CaBundle,
+    /// Complete the TLS handshake with discovered Ingresses whatever their certificate.
+    pub ingress_insecure: bool,
+    /// Response codes of discovered Ingresses that count as success; never empty.
+    pub ingress_expected_status: Vec<RangeInclusive<u16>>,
+    /// Schedule of the discovered Ingress and load-balancer probes.
+    pub ingress_schedule: Schedule,
 }
 
 /// When and for how long a target is probed.
@@ -98,6 +123,72 @@ impl DnsTarget {
         TargetKey {
             hop: Hop::Dns,
             id: self.id.clone(),
+        }
+    }
+}
+
+/// An entry of `http:`: one request, on a fresh connection each time, to an Ingress or any URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticHttp {
+    /// The `target` label value: the configured `id`, or the URL as written.
+    pub id: String,
+    pub url: HttpUrl,
+    /// Dial this address instead of resolving the URL's host.
+    pub connect_to: Option<SocketAddr>,
+    /// Codes that count as success; never empty.
+    pub expected_status: Vec<RangeInclusive<u16>>,
+    /// Complete the handshake whatever the certificate; its verdict is still reported.
+    pub insecure: bool,
+    /// The roots the certificate is verified against, loaded when the file is read.
+    pub ca: CaBundle,
+    /// How the URL's host is resolved: `None` = the system resolver (`getaddrinfo`).
+    pub resolver: Option<StubResolver>,
+    pub schedule: Schedule,
+}
+
+/// The emulated stub resolver an `http` target resolves its host with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StubResolver {
+    pub resolv_conf: PathBuf,
+    pub flavor: Flavor,
+    pub qtypes: QueryTypes,
+}
+
+impl StaticHttp {
+    pub fn key(&self) -> TargetKey {
+        TargetKey {
+            hop: Hop::Ingress,
+            id: self.id.clone(),
+        }
+    }
+
+    /// The target the scheduler runs. An emulated resolver's resolv.conf is read now, so a
+    /// change to it applies at the next reload; an unreadable one leaves the resolver's
+    /// defaults (a nameserver on 127.0.0.1), and the DNS phase then fails visibly.
+    pub fn target(&self) -> HttpTarget {
+        let resolver = match &self.resolver {
+            None => Resolver::System,
+            Some(stub) => {
+                let text = std::fs::read_to_string(&stub.resolv_conf).unwrap_or_default();
+                Resolver::Emulated(Box::new(LookupOptions {
+                    conf: ResolvConf::parse(&text, stub.flavor),
+                    flavor: stub.flavor,
+                    qtypes: stub.qtypes,
+                    server: None,
+                }))
+            }
+        };
+        HttpTarget {
+            key: self.key(),
+            spec: HttpSpec {
+                url: self.url.clone(),
+                connect_to: self.connect_to,
+                expected_status: self.expected_status.clone(),
+                insecure: self.insecure,
+                ca: self.ca.clone(),
+                resolver,
+            },
+            schedule: self.schedule,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{Config, locate, validate};
@@ -107,7 +108,10 @@ pub(super) struct RawConfig {
     pub max_concurrency: Option<S<i64>>,
     pub defaults: Option<RawDefaults>,
     pub dns: Option<Vec<RawDnsTarget>>,
+    pub http: Option<Vec<RawHttpTarget>>,
+    pub tcp: Option<Vec<RawTcpTarget>>,
     pub kubernetes: Option<RawKubernetes>,
+    pub otlp: Option<RawOtlp>,
 }
 
 /// Settings every target inherits unless it sets its own.
@@ -144,6 +148,78 @@ pub(super) struct RawDnsTarget {
     pub jitter_seconds: Option<S<f64>>,
 }
 
+/// One entry of `http:`: a request to an Ingress (or any URL).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttpTarget {
+    pub url: S<String>,
+    pub id: Option<S<String>>,
+    pub connect_to: Option<S<String>>,
+    /// Codes (`200`) and ranges (`"200-299"`); a number is read as its text.
+    pub expected_status: Option<S<Vec<S<String>>>>,
+    pub insecure: Option<S<bool>>,
+    pub ca_file: Option<S<String>>,
+    pub resolv_conf: Option<S<String>>,
+    pub flavor: Option<S<String>>,
+    pub qtypes: Option<S<Vec<S<String>>>>,
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
+}
+
+/// One entry of `tcp:`: a connect to a fixed address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTcpTarget {
+    pub address: S<String>,
+    pub id: Option<S<String>>,
+    pub hop: Option<S<String>>,
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
+}
+
+/// `otlp:`: push the metrics to an OTLP/HTTP endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOtlp {
+    pub endpoint: S<String>,
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub headers: Option<S<Pairs>>,
+    pub resource: Option<S<Pairs>>,
+}
+
+/// A mapping of strings to strings, in the order written, each key and value with its place.
+/// (A `HashMap` would lose the order and a key's line.) Duplicate keys never get here: the
+/// YAML read refuses them.
+#[derive(Debug, Default)]
+pub(super) struct Pairs(pub Vec<(S<String>, S<String>)>);
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
+        d.deserialize_map(PairsVisitor)
+    }
+}
+
+struct PairsVisitor;
+
+impl<'de> Visitor<'de> for PairsVisitor {
+    type Value = Pairs;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of names to values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+        let mut pairs = Vec::new();
+        while let Some(pair) = map.next_entry()? {
+            pairs.push(pair);
+        }
+        Ok(Pairs(pairs))
+    }
+}
+
 /// `kubernetes:`: where the cluster is, which Services to probe, and how.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +230,7 @@ pub(super) struct RawKubernetes {
     pub services: Option<RawServices>,
     pub connect: Option<RawConnect>,
     pub dns: Option<RawClusterDns>,
+    pub ingress: Option<RawIngress>,
 }
 
 /// `kubernetes.services`: which Services are probed.
@@ -190,6 +267,18 @@ pub(super) struct RawClusterDns {
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
     pub node_local_dns: Option<S<String>>,
+}
+
+/// `kubernetes.ingress`: how discovered Ingresses and load balancers are probed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIngress {
+    pub ca_file: Option<S<String>>,
+    pub insecure: Option<S<bool>>,
+    pub expected_status: Option<S<Vec<S<String>>>>,
+    pub interval_seconds: Option<S<f64>>,
+    pub timeout_seconds: Option<S<f64>>,
+    pub jitter_seconds: Option<S<f64>>,
 }
 
 /// Parses and validates YAML text; `origin` names the file in errors.

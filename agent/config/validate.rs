@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_saphyr::Location;
 
 use super::fields::{self, DEFAULT_INTERVAL_SECONDS};
-use super::kubernetes;
 use super::raw::{Problem, RawConfig, RawDefaults, RawDnsTarget, S};
 use super::{Config, DnsTarget, Schedule};
+use super::{kubernetes, otlp, statics};
 use crate::probe::dns::{Flavor, Qtype, QueryTypes};
 
 pub(super) fn config(raw: RawConfig) -> Result<Config, Problem> {
@@ -20,15 +20,21 @@ pub(super) fn config(raw: RawConfig) -> Result<Config, Problem> {
     })?;
     let defaults = defaults(raw.defaults.unwrap_or_default())?;
     let dns = dns_targets(raw.dns.as_deref().unwrap_or_default(), &defaults)?;
+    let http = statics::http_targets(raw.http.as_deref().unwrap_or_default(), &defaults)?;
+    let tcp = statics::tcp_targets(raw.tcp.as_deref().unwrap_or_default(), &defaults)?;
     let kubernetes = raw
         .kubernetes
         .map(|k| kubernetes::section(k, &defaults))
         .transpose()?;
+    let otlp = raw.otlp.map(otlp::section).transpose()?;
     Ok(Config {
         listen: listen.unwrap_or(fields::DEFAULT_LISTEN),
         max_concurrency: max_concurrency.unwrap_or(fields::DEFAULT_CONCURRENCY),
         dns,
+        http,
+        tcp,
         kubernetes,
+        otlp,
     })
 }
 
@@ -274,21 +280,31 @@ fn dns_targets(raw: &[RawDnsTarget], defaults: &Defaults) -> Result<Vec<DnsTarge
 
 /// Target `i` has the id target `first` has: blame the `id`, or the name that stands in for it.
 fn duplicate_id(i: usize, t: &RawDnsTarget, first: usize) -> Problem {
-    match &t.id {
+    duplicate(("dns", i, first), t.id.as_ref(), ("name", &t.name))
+}
+
+/// Entry `i` of `section` has the id entry `first` has: blame its `id` when it sets one, else
+/// the field (`name`, `url`, `address`) whose text stands in for the id.
+pub(super) fn duplicate(
+    (section, i, first): (&str, usize, usize),
+    id: Option<&S<String>>,
+    (field, stand_in): (&str, &S<String>),
+) -> Problem {
+    match id {
         Some(id) => Problem::new(
             Some(id.referenced),
-            format!("dns[{i}].id"),
+            format!("{section}[{i}].id"),
             format!(
-                "duplicate id {}, dns[{first}] has it too",
+                "duplicate id {}, {section}[{first}] has it too",
                 fields::show(&id.value)
             ),
         ),
         None => Problem::new(
-            Some(t.name.referenced),
-            format!("dns[{i}].name"),
+            Some(stand_in.referenced),
+            format!("{section}[{i}].{field}"),
             format!(
-                "duplicate id {} (the name, as no `id` is set), dns[{first}] has it too; set `id` to tell them apart",
-                fields::show(&t.name.value)
+                "duplicate id {} (the {field}, as no `id` is set), {section}[{first}] has it too; set `id` to tell them apart",
+                fields::show(&stand_in.value)
             ),
         ),
     }

@@ -63,6 +63,10 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
         }
         None => kube::Config::infer().await?,
     };
+    // The client would retry 429, 503 and 504 itself, for minutes and out of sight. Errors go
+    // to the watcher instead, whose backoff retries them and whose failures are counted.
+    let mut config = config;
+    config.default_retry = false;
     Ok(Client::try_from(config)?)
 }
 

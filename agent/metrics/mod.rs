@@ -79,6 +79,7 @@ pub struct Metrics {
     schedule_lag: Histogram,
     reloads: IntCounterVec,
     last_reload_success: Gauge,
+    otlp_exports: IntCounterVec,
     /// Readiness, verdicts and watches: series about the cluster, not about one target.
     pub cluster: cluster::ClusterMetrics,
     /// Registered for its side effect: `process_*` series at every gather.
@@ -184,6 +185,11 @@ impl Metrics {
             last_reload_success: r.gauge(
                 "hopwatch_config_last_reload_success_timestamp_seconds",
                 "Unix time the configuration was last applied, the initial one included.",
+            ),
+            otlp_exports: r.counters(
+                "hopwatch_otlp_exports_total",
+                "Pushes of the metrics to the OTLP endpoint by result; a failed push waits for the next one.",
+                &["result"],
             ),
             cluster: cluster::ClusterMetrics::new(&r),
             _process: r.process(),
@@ -397,6 +403,23 @@ impl Metrics {
     /// A reloaded configuration was rejected; the previous one keeps running.
     pub fn reload_failed(&self) {
         self.reloads.with_label_values(&["failure"]).inc();
+    }
+
+    /// The OTLP exporter started: both of its results exist from now on, at 0.
+    pub fn otlp_started(&self) {
+        for result in ["success", "failure"] {
+            self.otlp_exports.with_label_values(&[result]);
+        }
+    }
+
+    /// A push to the OTLP endpoint was accepted (2xx).
+    pub fn otlp_export_succeeded(&self) {
+        self.otlp_exports.with_label_values(&["success"]).inc();
+    }
+
+    /// A push to the OTLP endpoint failed: no connection, TLS, timeout or a non-2xx reply.
+    pub fn otlp_export_failed(&self) {
+        self.otlp_exports.with_label_values(&["failure"]).inc();
     }
 
     /// Every series in Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
