@@ -20,6 +20,8 @@ pub struct AgentOptions {
     pub pod_probe_nodes: usize,
     /// The `kubernetes.services` mapping as YAML lines indented by four spaces, if any.
     pub services: Option<String>,
+    /// More `kubernetes` keys, as YAML lines indented by two spaces.
+    pub kubernetes: String,
 }
 
 impl Default for AgentOptions {
@@ -28,6 +30,7 @@ impl Default for AgentOptions {
             node: NODES[0].to_string(),
             pod_probe_nodes: 3,
             services: None,
+            kubernetes: String::new(),
         }
     }
 }
@@ -157,7 +160,9 @@ fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions) -> Stri
              names: [{DNS_NAME}]\n    \
              interval_seconds: 1\n    \
              timeout_seconds: 0.8\n    \
-             resolv_conf: \"{resolv}\"\n",
+             resolv_conf: \"{resolv}\"\n\
+         {extra}",
+        extra = options.kubernetes,
         kubeconfig = cluster.fake.kubeconfig().display(),
         k = options.pod_probe_nodes,
         resolv = cluster.resolv_conf.display(),
