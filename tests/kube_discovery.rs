@@ -633,7 +633,7 @@ fn each_endpoint_is_probed_by_exactly_one_node_with_pod_probe_nodes_1() {
             let options = AgentOptions {
                 node: node.to_string(),
                 pod_probe_nodes: 1,
-                services: None,
+                ..AgentOptions::default()
             };
             Agent::start(&cluster, &options)
         })

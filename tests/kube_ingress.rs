@@ -10,6 +10,11 @@
     reason = "the guard re-exports watch types this file does not use"
 )]
 mod fakeapi_support;
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "shared with tests/kube_discovery.rs, which uses the rest"
+)]
 mod kube_support;
 mod support;
 
