@@ -16,6 +16,7 @@
 //! - [`otlp`]: optional push of the same registry to an OTLP/HTTP metrics endpoint.
 //! - [`reload`]: config reload on SIGHUP and on file change.
 //! - [`agent`]: wires the pieces together and runs until shutdown.
+//! - [`trace`]: `hopwatch trace`, one request's path hop by hop with the likely cause of a break.
 
 pub mod agent;
 pub mod cluster;
@@ -27,6 +28,7 @@ pub mod probe;
 pub mod reload;
 pub mod schedule;
 pub mod server;
+pub mod trace;
 pub mod verdict;
 
 /// The version compiled into the binary, exported as `hopwatch_build_info{version}`.

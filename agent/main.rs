@@ -49,6 +49,48 @@ enum Command {
     /// Run one probe now and print what it saw.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Follow one request hop by hop: where it breaks, the likely cause, the kubectl to confirm.
+    Trace(TraceArgs),
+}
+
+#[derive(Debug, Args)]
+struct TraceArgs {
+    /// A URL (https://shop.example.com/api) or svc/NAMESPACE/NAME[:PORT].
+    target: String,
+    /// Kubeconfig to read the cluster with (read-only). Default: $KUBECONFIG, ~/.kube/config,
+    /// then the pod's service account.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The resolv.conf whose search list, ndots and options the DNS hop emulates.
+    #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// The stub resolver to emulate: glibc, musl, musl-legacy or go.
+    #[arg(long, default_value = "glibc", value_parser = parse_flavor)]
+    flavor: Flavor,
+    /// Send every DNS query to this server instead of the resolv.conf nameservers.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_server)]
+    server: Option<SocketAddr>,
+    /// The cluster's DNS domain, for svc/ targets.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    cluster_domain: String,
+    /// PEM bundle of CAs to verify the Ingress certificate against.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Finish the TLS handshake whatever the certificate; its verdict is still shown.
+    #[arg(long)]
+    insecure: bool,
+    /// Dial this load balancer address instead of what DNS and the Ingress say.
+    #[arg(long, value_name = "IP[:PORT]")]
+    connect_to: Option<String>,
+    /// Whose Ingress path matching to follow: ingress-nginx or gateway-api (both are shown).
+    #[arg(long, default_value = "ingress-nginx", value_parser = parse_routing)]
+    routing: hopwatch::trace::ingress_match::Semantics,
+    /// Give up on each lookup, connect, request and API read after this long.
+    #[arg(long, value_name = "N", default_value = "10", value_parser = parse_seconds)]
+    timeout_seconds: Duration,
+    /// Print one JSON object instead of the hop lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -143,7 +185,47 @@ fn main() -> ExitCode {
         Command::Probe(ProbeCommand::Dns(args)) => probe_dns(&args),
         Command::Probe(ProbeCommand::Tcp(args)) => probe_tcp(&args),
         Command::Probe(ProbeCommand::Http(args)) => probe_http(args),
+        Command::Trace(args) => trace(args),
     }
+}
+
+fn trace(args: TraceArgs) -> ExitCode {
+    let opts = hopwatch::trace::Options {
+        target: args.target,
+        kubeconfig: args.kubeconfig,
+        resolv_conf: args.resolv_conf,
+        flavor: args.flavor,
+        server: args.server,
+        cluster_domain: args.cluster_domain,
+        ca_file: args.ca_file,
+        insecure: args.insecure,
+        connect_to: args.connect_to,
+        semantics: args.routing,
+        timeout: args.timeout_seconds,
+        json: args.json,
+    };
+    let outcome = match runtime() {
+        Ok(rt) => rt.block_on(hopwatch::trace::cli(&opts)),
+        Err(err) => {
+            eprintln!("hopwatch: {err:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match outcome {
+        Ok((text, code)) => {
+            print!("{text}");
+            ExitCode::from(code)
+        }
+        Err(err) => {
+            eprintln!("hopwatch: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn parse_routing(s: &str) -> Result<hopwatch::trace::ingress_match::Semantics, String> {
+    hopwatch::trace::ingress_match::Semantics::parse(s)
+        .ok_or_else(|| format!("unknown routing {s:?}: expected ingress-nginx or gateway-api"))
 }
 
 fn probe_tcp(args: &TcpArgs) -> ExitCode {
