@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Checks deploy/ (run by tests/assets_check.rs).
+
+1. `kubectl kustomize deploy/` renders.
+2. Every object validates against its schema, unknown fields rejected: the built-in kinds
+   against the newest Kubernetes release kubernetes-validate ships, the Prometheus Operator's
+   ServiceMonitor and PrometheusRule against the JSON schemas of the
+   cloudcoil.models.prometheus_operator models (generated from the operator's CRDs), with
+   jsonschema.
+3. The objects say what hopwatch needs: least-privilege RBAC, the DaemonSet's network,
+   security and probes, a valid agent config (`hopwatch check-config`), a Service and a
+   ServiceMonitor that find the agents and attach `node`, the rules and dashboards as they
+   are in alerts/ and dashboards/, and an image tagged with the crate's version.
+
+    check_deploy.py --hopwatch PATH          # all of it; PATH is the hopwatch binary
+    check_deploy.py --validate-only FILE     # step 2 only, on the objects of FILE
+
+Exits 1 listing every problem, 3 when kubectl or a Python package is missing (the message
+says which).
+"""
+
+import argparse
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MISSING = []
+try:
+    import yaml
+except ImportError:
+    MISSING.append("pyyaml")
+try:
+    import jsonschema
+except ImportError:
+    MISSING.append("jsonschema")
+try:
+    import kubernetes_validate
+    from kubernetes_validate import utils as kv_utils
+except ImportError:
+    MISSING.append("kubernetes-validate")
+try:
+    from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
+except ImportError:
+    MISSING.append("cloudcoil.models.prometheus_operator")
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "hopwatch"
+RUNAS = 65532
+# get/list/watch on exactly these, and nothing else.
+RBAC = {("", "services"), ("", "nodes"), ("discovery.k8s.io", "endpointslices"),
+        ("networking.k8s.io", "ingresses")}
+READ_VERBS = {"get", "list", "watch"}
+# `kubectl apply` (client side) keeps the whole object in an annotation of at most 256 KiB.
+MAX_OBJECT_BYTES = 262144
+CRD_MODELS = {"ServiceMonitor": "ServiceMonitor", "PrometheusRule": "PrometheusRule"}
+
+
+class Problems(list):
+    def add(self, where, message):
+        self.append(f"{where}: {message}")
+
+
+def name_of(obj):
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
+
+# Schemas ---------------------------------------------------------------------------------
+
+
+def strict(schema):
+    """Forbids properties a schema does not list, as the API server's field validation does."""
+    if isinstance(schema, dict):
+        if "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            strict(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            strict(value)
+    return schema
+
+
+def crd_validator(kind):
+    model = getattr(prometheus_operator, CRD_MODELS[kind])
+    schema = strict(copy.deepcopy(model.model_json_schema(by_alias=True)))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def deepest(error):
+    """The most specific of a jsonschema error and the errors under it: in an anyOf of an
+    object and null, the object's error, which lies deeper in the instance."""
+    if not error.context:
+        return error
+    candidates = [deepest(e) for e in error.context]
+    return max(candidates, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+
+
+def validate_schemas(objects, problems: Problems):
+    version = kv_utils.latest_version()
+    validators = {}
+    for obj in objects:
+        where = name_of(obj)
+        kind = obj.get("kind")
+        if kind in CRD_MODELS:
+            validator = validators.setdefault(kind, crd_validator(kind))
+            for error in validator.iter_errors(obj):
+                e = deepest(error)
+                path = ".".join(str(p) for p in e.absolute_path)
+                problems.add(where, f"{path}: {e.message[:300]}")
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            problems.add(where, f"{path}: {e.message[:300]} (Kubernetes {version})")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            problems.add(where, e.message)
+    return version
+
+
+# What hopwatch needs ---------------------------------------------------------------------
+
+
+def by_kind(objects, kind):
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def one(objects, kind, problems: Problems, name=None):
+    found = [o for o in by_kind(objects, kind) if name is None or o["metadata"]["name"] == name]
+    if len(found) != 1:
+        problems.add("deploy", f"expected one {kind}{' ' + name if name else ''}, found {len(found)}")
+        return None
+    return found[0]
+
+
+def check_namespaces(objects, problems: Problems):
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+    for obj in objects:
+        ns = obj["metadata"].get("namespace")
+        if obj["kind"] in cluster_scoped:
+            if ns:
+                problems.add(name_of(obj), "cluster-scoped, yet has a namespace")
+        elif ns != NAMESPACE:
+            problems.add(name_of(obj), f"namespace {ns!r}, expected {NAMESPACE!r}")
+        size = len(json.dumps(obj))
+        if size > MAX_OBJECT_BYTES:
+            problems.add(name_of(obj), f"{size} bytes: too large for `kubectl apply`")
+
+
+def check_rbac(objects, problems: Problems):
+    role = one(objects, "ClusterRole", problems)
+    if role:
+        granted = set()
+        for rule in role.get("rules", []):
+            if set(rule) - {"apiGroups", "resources", "verbs"}:
+                problems.add(name_of(role), f"rule with more than groups, resources, verbs: {rule}")
+            if set(rule.get("verbs", [])) != READ_VERBS:
+                problems.add(name_of(role), f"verbs {rule.get('verbs')}: must be exactly get, list, watch")
+            for group in rule.get("apiGroups", []):
+                for resource in rule.get("resources", []):
+                    granted.add((group, resource))
+        if granted != RBAC:
+            problems.add(name_of(role), f"grants {sorted(granted)}; expected exactly {sorted(RBAC)}")
+    if by_kind(objects, "Role") or by_kind(objects, "RoleBinding"):
+        problems.add("deploy", "no namespaced Role or RoleBinding expected")
+    binding = one(objects, "ClusterRoleBinding", problems)
+    account = one(objects, "ServiceAccount", problems)
+    if binding and role and account:
+        if binding["roleRef"] != {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}:
+            problems.add(name_of(binding), f"roleRef {binding['roleRef']} is not the ClusterRole")
+        subject = {"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                   "namespace": account["metadata"]["namespace"]}
+        if binding.get("subjects") != [subject]:
+            problems.add(name_of(binding), f"subjects {binding.get('subjects')}; expected [{subject}]")
+    if account and account.get("automountServiceAccountToken") is not False:
+        problems.add(name_of(account), "automountServiceAccountToken must be false: only the "
+                                       "agent's pods mount the token")
+
+
+def env_field(container, name):
+    for env in container.get("env", []):
+        if env.get("name") == name:
+            return env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    return None
+
+
+def check_pod_security(where, spec, container, problems: Problems):
+    pod_sc, sc = spec.get("securityContext", {}), container.get("securityContext", {})
+
+    def effective(key):
+        return sc.get(key, pod_sc.get(key))
+
+    if effective("runAsNonRoot") is not True:
+        problems.add(where, "runAsNonRoot must be true")
+    if effective("runAsUser") != RUNAS:
+        problems.add(where, f"runAsUser must be {RUNAS}")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.add(where, "readOnlyRootFilesystem must be true")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.add(where, "allowPrivilegeEscalation must be false")
+    if sc.get("privileged"):
+        problems.add(where, "must not be privileged")
+    caps = sc.get("capabilities", {})
+    if caps.get("drop") != ["ALL"] or caps.get("add"):
+        problems.add(where, "capabilities: drop [ALL] and add nothing")
+    if (effective("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.add(where, "seccompProfile must be RuntimeDefault")
+    for volume in spec.get("volumes", []):
+        if set(volume) - {"name", "configMap", "emptyDir", "projected"}:
+            problems.add(where, f"volume {volume.get('name')}: only configMap, emptyDir, projected")
+
+
+def check_daemonset(objects, problems: Problems, priority_classes):
+    ds = one(objects, "DaemonSet", problems)
+    if not ds:
+        return None
+    where = name_of(ds)
+    spec = ds["spec"]["template"]["spec"]
+    containers = spec.get("containers", [])
+    if len(containers) != 1:
+        problems.add(where, f"{len(containers)} containers, expected 1")
+        return None
+    c = containers[0]
+    if spec.get("hostNetwork"):
+        problems.add(where, "must run in the pod network, not hostNetwork")
+    if spec.get("dnsPolicy") != "ClusterFirst":
+        problems.add(where, "dnsPolicy must be ClusterFirst: the probes resolve as pods do")
+    if spec.get("automountServiceAccountToken") is not True:
+        problems.add(where, "automountServiceAccountToken must be true: the agent watches the API")
+    account = one(objects, "ServiceAccount", problems)
+    if account and spec.get("serviceAccountName") != account["metadata"]["name"]:
+        problems.add(where, "serviceAccountName is not the shipped ServiceAccount")
+    if env_field(c, "NODE_NAME") != "spec.nodeName":
+        problems.add(where, "env NODE_NAME must come from spec.nodeName")
+    if env_field(c, "POD_IP") != "status.podIP":
+        problems.add(where, "env POD_IP must come from status.podIP")
+    if not any(t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
+               for t in spec.get("tolerations", [])):
+        problems.add(where, "needs a toleration {operator: Exists} to run on every node")
+    pc = spec.get("priorityClassName")
+    if pc != "system-node-critical" and pc not in priority_classes:
+        problems.add(where, f"priorityClassName {pc!r} is neither shipped nor system-node-critical")
+    strategy = ds["spec"].get("updateStrategy", {})
+    if strategy.get("type") != "RollingUpdate" or "maxUnavailable" not in strategy.get("rollingUpdate", {}):
+        problems.add(where, "updateStrategy must be RollingUpdate with maxUnavailable")
+    resources = c.get("resources", {})
+    for kind in ("requests", "limits"):
+        for res in ("cpu", "memory"):
+            if res not in resources.get(kind, {}):
+                problems.add(where, f"resources.{kind}.{res} missing")
+    check_pod_security(where, spec, c, problems)
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    if ports.get("metrics") != 9808:
+        problems.add(where, "needs the port `metrics` 9808")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = c.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path or get.get("port") not in ("metrics", 9808):
+            problems.add(where, f"{probe} must GET {path} on the metrics port")
+    return ds
+
+
+def check_config(objects, ds, hopwatch: Path, problems: Problems):
+    """The ConfigMap the DaemonSet mounts holds the file its --config names, and it is valid."""
+    c = ds["spec"]["template"]["spec"]["containers"][0]
+    where = name_of(ds)
+    args = c.get("args", [])
+    if "--config" not in args or args.index("--config") + 1 >= len(args):
+        problems.add(where, "args must pass --config FILE")
+        return None
+    path = Path(args[args.index("--config") + 1])
+    mounts = [m for m in c.get("volumeMounts", []) if m.get("mountPath") == str(path.parent)]
+    if len(mounts) != 1:
+        problems.add(where, f"nothing mounted at {path.parent}")
+        return None
+    if "subPath" in mounts[0]:
+        problems.add(where, "the config mount must not use subPath: it would not follow updates")
+    volume = next((v for v in ds["spec"]["template"]["spec"].get("volumes", [])
+                   if v["name"] == mounts[0]["name"]), {})
+    cm_name = volume.get("configMap", {}).get("name")
+    cm = one(objects, "ConfigMap", problems, cm_name)
+    if not cm:
+        return None
+    text = cm.get("data", {}).get(path.name)
+    if text is None:
+        problems.add(name_of(cm), f"has no key {path.name}")
+        return None
+    with tempfile.TemporaryDirectory(prefix="hopwatch-deploy-") as tmp:
+        file = Path(tmp) / path.name
+        file.write_text(text, encoding="utf-8")
+        proc = subprocess.run([str(hopwatch), "check-config", str(file)],
+                              capture_output=True, text=True)
+    if proc.returncode != 0:
+        problems.add(name_of(cm), f"hopwatch check-config: {(proc.stderr or proc.stdout).strip()}")
+    config = yaml.safe_load(text) or {}
+    if not isinstance(config.get("kubernetes"), dict):
+        problems.add(name_of(cm), "the config must have a kubernetes section")
+    port = int(str(config.get("listen", "0.0.0.0:9808")).rsplit(":", 1)[1])
+    if port != 9808:
+        problems.add(name_of(cm), f"listen port {port} is not the metrics port 9808")
+    return config
+
+
+def check_service_and_monitor(objects, ds, config, problems: Problems):
+    svc = one(objects, "Service", problems)
+    sm = one(objects, "ServiceMonitor", problems)
+    if not (svc and ds):
+        return
+    pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+    selector = svc["spec"].get("selector", {})
+    if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
+        problems.add(name_of(svc), "its selector does not match the agents' pods")
+    annotation = ((config or {}).get("kubernetes") or {}).get("services", {}).get(
+        "annotation", "hopwatch.io/probe")
+    if svc["metadata"].get("annotations", {}).get(annotation) != "false":
+        problems.add(name_of(svc), f"needs {annotation}: \"false\" (the agents must not probe it)")
+    if not sm:
+        return
+    labels = svc["metadata"].get("labels", {})
+    match = sm["spec"]["selector"].get("matchLabels", {})
+    if not match or any(labels.get(k) != v for k, v in match.items()):
+        problems.add(name_of(sm), "its selector does not match the Service's labels")
+    ports = {p.get("name") for p in svc["spec"].get("ports", [])}
+    for ep in sm["spec"].get("endpoints", []):
+        if ep.get("port") not in ports:
+            problems.add(name_of(sm), f"endpoint port {ep.get('port')!r} is not a port of the Service")
+        relabel = ep.get("relabelings", [])
+        if not any(r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"]
+                   and r.get("targetLabel") == "node" for r in relabel):
+            problems.add(name_of(sm), "must set `node` from __meta_kubernetes_pod_node_name")
+        drops = [r for r in relabel if r.get("action") == "labeldrop"]
+        if not any(re.fullmatch(r["regex"], "namespace") and re.fullmatch(r["regex"], "service")
+                   for r in drops):
+            problems.add(name_of(sm), "must labeldrop the target's namespace and service "
+                                      "(they clash with hopwatch's own)")
+
+
+def check_rules_and_dashboards(objects, problems: Problems):
+    rule = one(objects, "PrometheusRule", problems)
+    source = yaml.safe_load((ROOT / "alerts" / "hopwatch.rules.yaml").read_text(encoding="utf-8"))
+    if rule and rule["spec"].get("groups") != source["groups"]:
+        problems.add(name_of(rule), "its groups differ from alerts/hopwatch.rules.yaml")
+    shipped = {}
+    for cm in by_kind(objects, "ConfigMap"):
+        if cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1":
+            shipped.update(cm.get("data", {}))
+    for path in sorted((ROOT / "dashboards").glob("*.json")):
+        if shipped.get(path.name) != path.read_text(encoding="utf-8"):
+            problems.add("deploy", f"no ConfigMap labelled grafana_dashboard=\"1\" holds "
+                                   f"dashboards/{path.name} as it is")
+
+
+def check_image(ds, problems: Problems):
+    cargo = (ROOT / "Cargo.toml").read_text(encoding="utf-8")
+    version = re.search(r'^version\s*=\s*"([^"]+)"', cargo, re.M).group(1)
+    image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
+    if not image.endswith(f":{version}"):
+        problems.add(name_of(ds), f"image {image} is not tagged with the crate version {version}")
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    if not re.search(rf"^USER {RUNAS}(:{RUNAS})?$", dockerfile, re.M):
+        problems.add("deploy/Dockerfile", f"must run as USER {RUNAS}")
+    rust = re.search(r'^rust-version\s*=\s*"([^"]+)"', cargo, re.M)
+    builder = re.search(r"^FROM\s+(?:--platform=\S+\s+)?rust:(\d+\.\d+)", dockerfile, re.M)
+    if not builder:
+        problems.add("deploy/Dockerfile", "no `FROM rust:X.Y` builder stage")
+    elif rust and tuple(map(int, builder.group(1).split("."))) < tuple(map(int, rust.group(1).split(".")[:2])):
+        problems.add("deploy/Dockerfile", f"rust:{builder.group(1)} is older than rust-version {rust.group(1)}")
+
+
+def render(problems: Problems):
+    proc = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy")], capture_output=True, text=True)
+    if proc.returncode != 0:
+        problems.add("kubectl kustomize deploy/", proc.stderr.strip())
+        return []
+    return [o for o in yaml.safe_load_all(proc.stdout) if o]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hopwatch", type=Path, help="the hopwatch binary, for check-config")
+    ap.add_argument("--validate-only", type=Path, metavar="FILE")
+    args = ap.parse_args()
+    if MISSING:
+        print(f"missing Python packages: pip install {' '.join(MISSING)}", file=sys.stderr)
+        return 3
+    problems = Problems()
+    if args.validate_only:
+        objects = [o for o in yaml.safe_load_all(args.validate_only.read_text()) if o]
+        version = validate_schemas(objects, problems)
+    else:
+        if not shutil.which("kubectl"):
+            print("kubectl not found: install it (it is not a Debian package; the Kubernetes "
+                  "apt repository or a release binary)", file=sys.stderr)
+            return 3
+        if not args.hopwatch:
+            ap.error("--hopwatch PATH is required")
+        objects = render(problems)
+        version = validate_schemas(objects, problems)
+        check_namespaces(objects, problems)
+        check_rbac(objects, problems)
+        priority_classes = {p["metadata"]["name"] for p in by_kind(objects, "PriorityClass")}
+        ds = check_daemonset(objects, problems, priority_classes)
+        if ds:
+            config = check_config(objects, ds, args.hopwatch, problems)
+            check_service_and_monitor(objects, ds, config, problems)
+            check_image(ds, problems)
+        check_rules_and_dashboards(objects, problems)
+    for p in problems:
+        print(p, file=sys.stderr)
+    kinds = sorted({o.get("kind", "?") for o in objects})
+    print(f"{len(objects)} objects ({', '.join(kinds)}), schemas of Kubernetes {version} and "
+          f"the Prometheus Operator models: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
