@@ -52,11 +52,12 @@ pub async fn start(
 
 /// Exports which resources are listed.
 pub fn export_synced(metrics: &Metrics, synced: Synced) {
-    for (resource, done) in
-        RESOURCES
-            .into_iter()
-            .zip([synced.services, synced.slices, synced.nodes, synced.ingresses])
-    {
+    for (resource, done) in RESOURCES.into_iter().zip([
+        synced.services,
+        synced.slices,
+        synced.nodes,
+        synced.ingresses,
+    ]) {
         metrics.cluster.set_synced(resource, done);
     }
 }

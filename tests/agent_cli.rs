@@ -347,12 +347,12 @@ fn run_serves_metrics_health_and_readiness() {
     // The DNS probe against the test's server: `web` is found on the second search step.
     let ok = r#"hopwatch_probes_total{hop="dns",result="success",target="web"}"#;
     let text = agent.wait_for(ok, at_least(1.0), FIVE_SECONDS);
-    let nxdomain = r#"hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",target="web",transport="udp"}"#;
+    let nxdomain = r#"hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",server="static",target="web",transport="udp"}"#;
     assert!(value(&text, nxdomain).is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(
         value(
             &text,
-            r#"hopwatch_dns_queries_per_lookup{mode="search",target="web"}"#
+            r#"hopwatch_dns_queries_per_lookup{mode="search",server="static",target="web"}"#
         ),
         Some(4.0)
     );
