@@ -1,0 +1,154 @@
+//! Scenarios of discovery: an API server outage followed by 410 Gone, and an endpoint
+//! flapping Ready.
+
+use std::time::{Duration, Instant};
+
+use crate::expo::Expo;
+use crate::harness::{Lab, NODES, eventually};
+use crate::{WAIT, all_healthy, probes, series, steady_series};
+
+/// `hopwatch_kube_watch_restarts_total` of one resource on one node.
+fn restarts(e: &Expo, resource: &str) -> f64 {
+    e.sum(
+        "hopwatch_kube_watch_restarts_total",
+        &[("resource", resource)],
+    )
+}
+
+#[test]
+fn api_server_outage_then_410_keeps_probing_relists_and_keeps_every_series() {
+    let lab = Lab::up();
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    let before_series = steady_series(&lab);
+    let before = lab.all_metrics();
+    lab.fault(&["api-down", "--seconds", "30"]);
+    let outage = Instant::now();
+    let left = lab.api_state()["unavailableSeconds"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        left > 20.0,
+        "the API server is not unavailable: {left} s left"
+    );
+    // Probing goes on from the cached targets.
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_secs(10));
+        for (node, b) in NODES.iter().zip(&before) {
+            let e = lab.metrics(node);
+            for (hop, target) in [("service", "shop/web:80"), ("pod", "shop/web:80")] {
+                assert!(
+                    probes(&e, hop, target, "success") > probes(b, hop, target, "success") + 5.0,
+                    "{node}: {hop} probes of {target} stalled during the API outage"
+                );
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed()));
+    eventually("the API server is back", WAIT, || {
+        let left = lab.api_state()["unavailableSeconds"]
+            .as_f64()
+            .unwrap_or(1.0);
+        if left == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{left} s left"))
+        }
+    });
+    // Every agent's four watches are back (their backoff after the outage can reach 30 s).
+    let watches = 4 * NODES.len();
+    eventually("the agents watch again", Duration::from_secs(60), || {
+        let open = lab.api_state()["watches"].as_array().map_or(0, Vec::len);
+        if open == watches {
+            Ok(())
+        } else {
+            Err(format!("{open} watches open, not {watches}"))
+        }
+    });
+    let mid = lab.all_metrics();
+    lab.fault(&["api-gone"]);
+    eventually(
+        "every watch restarted and relisted",
+        Duration::from_secs(30),
+        || {
+            for (node, m) in NODES.iter().zip(&mid) {
+                let e = lab.try_metrics(node)?;
+                for resource in ["services", "endpointslices", "nodes", "ingresses"] {
+                    if restarts(&e, resource) <= restarts(m, resource) {
+                        return Err(format!("{node}: {resource} watch not restarted"));
+                    }
+                }
+                let synced = e.sum("hopwatch_kube_synced", &[("resource", "services")])
+                    + e.sum("hopwatch_kube_synced", &[("resource", "endpointslices")]);
+                if synced != 2.0 {
+                    return Err(format!("{node}: not synced"));
+                }
+            }
+            Ok(())
+        },
+    );
+    eventually("healthy after the relist", WAIT, || all_healthy(&lab));
+    let after_series = series(&lab);
+    for node in NODES {
+        let (b, a) = (&before_series[node], &after_series[node]);
+        let lost: Vec<&String> = b.difference(a).collect();
+        let gained: Vec<&String> = a.difference(b).collect();
+        assert!(
+            lost.is_empty() && gained.is_empty(),
+            "{node}: series lost {lost:#?}, gained {gained:#?}"
+        );
+    }
+}
+
+#[test]
+fn endpoint_flapping_is_counted_and_leaves_no_series_behind() {
+    let lab = Lab::up();
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    let baseline = steady_series(&lab);
+    let transitions = |e: &Expo| {
+        e.sum(
+            "hopwatch_endpoint_ready_transitions_total",
+            &[("namespace", "shop"), ("service", "web")],
+        )
+    };
+    let start: Vec<f64> = lab.all_metrics().iter().map(transitions).collect();
+    // web-3 flips Ready every second for 20 s: each flip is a new version of the slice, and
+    // kube-proxy is re-synced each time. 20 flips prove that every version is counted and
+    // that nothing accumulates; a minute would prove the same three times slower.
+    let flap = lab.fault(&[
+        "flap",
+        "--service",
+        "shop/web",
+        "--pod",
+        "web-3",
+        "--count",
+        "20",
+        "--period",
+        "1",
+    ]);
+    let flips = flap["flips"].as_f64().expect("flips");
+    assert_eq!(flips, 20.0);
+    eventually("every flip counted on every node", WAIT, || {
+        for (node, s) in NODES.iter().zip(&start) {
+            let now = transitions(&lab.try_metrics(node)?);
+            if now != s + flips {
+                return Err(format!("{node}: {now} transitions, expected {}", s + flips));
+            }
+        }
+        Ok(())
+    });
+    eventually("the series are back to the baseline", WAIT, || {
+        let now = series(&lab);
+        for node in NODES {
+            if now[node] != baseline[node] {
+                let extra: Vec<&String> = now[node].symmetric_difference(&baseline[node]).collect();
+                return Err(format!(
+                    "{node}: {} series, baseline {}: {extra:?}",
+                    now[node].len(),
+                    baseline[node].len()
+                ));
+            }
+        }
+        Ok(())
+    });
+    eventually("recovered", WAIT, || all_healthy(&lab));
+}

@@ -1,0 +1,411 @@
+"""Bringing the lab up and down, and keeping its generated parts in step with the API server.
+
+`up` builds, in order: the PKI, the network (underlay switch, nodes, pods), the fake API
+server, the first sync (kube-proxy rules on every node, DNS zones, the ingress controller's
+config, all read back from the API server), Knot, the workloads, nginx, one hopwatch agent per
+node, Prometheus and the loopback portal. Each namespace is written to the state file before
+it is created and each process right after it starts, so `down` removes exactly what exists.
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+from . import dns, ingress, kubeproxy, netns, objects, prom
+from . import plan as P
+from .kubeapi import API_PORT, Api
+from .netns import LabError
+from .pki import Pki
+from .state import PREFIX, alive, reap, stop_procs
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(HERE))
+FAKE_API = os.path.join(REPO, "tests", "fakeapi", "fake_apiserver.py")
+TOKEN = "hopwatch-lab-token"
+
+# Programs `up` runs, and the Debian package of each.
+REQUIRED = [("ip", "iproute2"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
+            ("iptables-save", "iptables"), ("knotd", "knot"), ("knotc", "knot"), ("nginx", "nginx-light"),
+            ("prometheus", "prometheus"), ("promtool", "prometheus"), ("openssl", "openssl")]
+
+
+def on_path(program):
+    return any(os.access(os.path.join(d, program), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep) if d)
+
+
+def preflight():
+    if os.geteuid() != 0:
+        raise LabError("the lab builds network namespaces and needs root: run it with sudo")
+    missing = sorted({pkg for prog, pkg in REQUIRED if not on_path(prog)})
+    if missing:
+        raise LabError(f"missing programs; install them with: apt-get install {' '.join(missing)}")
+    if sys.version_info < (3, 10):
+        raise LabError("the lab needs Python 3.10 or newer")
+
+
+class Lab:
+    def __init__(self, st):
+        self.st = st
+        p = st.params
+        self.plan = P.make(p["domain"], p["nodes"]) if p.get("domain") else None
+        self.pki = Pki(st.file("pki"))
+        self.children = {}  # processes this invocation started: their exit codes can be read
+
+    # ---------------------------------------------------------------- helpers
+
+    def api(self):
+        return Api(self.plan.pod("kube-apiserver-node-1").netns, self.pki.path("ca.crt"), TOKEN)
+
+    def start(self, name, ns, argv, env=None):
+        log = self.st.file("logs", name + ".log")
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        proc = netns.spawn(ns, argv, log, env=env) if ns else netns.spawn_root(argv, log, env=env)
+        self.st.add_proc(name, proc.pid, ns)
+        self.children[name] = proc
+        return proc
+
+    def log_tail(self, name, lines=15):
+        try:
+            with open(self.st.file("logs", name + ".log"), encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait(self, what, check, seconds, proc_name=None):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return
+            rec = self.st.proc(proc_name) if proc_name else None
+            if rec and not alive(rec):
+                child = self.children.get(proc_name)
+                code = child.wait() if child else None
+                reap()
+                how = f"exited with {code}" if code is not None else "exited"
+                raise LabError(f"{what}: {proc_name} {how}; its log says:\n{self.log_tail(proc_name)}")
+            time.sleep(0.05)
+        tail = f"; its log says:\n{self.log_tail(proc_name)}" if proc_name else ""
+        raise LabError(f"{what}: not ready after {seconds} s{tail}")
+
+    def make_netns(self, name):
+        if name in netns.list_netns():
+            raise LabError(f"namespace {name} already exists: another lab is up (`lab down`, or `ip netns del {name}`)")
+        self.st.add_netns(name)
+        netns.run(["ip", "netns", "add", name])
+        netns.ip(name, "link", "set", "lo", "up")
+
+    def write_file(self, path, text, outside=False):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if outside:
+            self.st.add_file(path)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    # ---------------------------------------------------------------- network
+
+    def network(self):
+        lab = self.plan
+        self.make_netns(P.UNDERLAY)
+        netns.ip(P.UNDERLAY, "link", "add", "br0", "type", "bridge")
+        netns.ip(P.UNDERLAY, "link", "set", "br0", "up")
+        for n in lab.node_range():
+            self.node(n)
+        for n in lab.node_range():
+            for m in lab.node_range():
+                if m != n:
+                    netns.ip(lab.node_netns(n), "route", "add", P.node_cidr(m), "via", P.underlay_ip(m))
+        for pod in lab.pods:
+            self.pod(pod)
+
+    def node(self, n):
+        ns, gw = self.plan.node_netns(n), P.node_gw(n)
+        self.make_netns(ns)
+        netns.ip(ns, "link", "add", "cni0", "type", "bridge")
+        netns.ip(ns, "addr", "add", f"{gw}/24", "dev", "cni0")
+        netns.ip(ns, "link", "set", "cni0", "up")
+        netns.ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"n{n}", "netns", P.UNDERLAY)
+        netns.ip(P.UNDERLAY, "link", "set", f"n{n}", "master", "br0", "up")
+        netns.ip(ns, "addr", "add", f"{P.underlay_ip(n)}/24", "dev", "eth0")
+        netns.ip(ns, "link", "set", "eth0", "up")
+        # A locally sent packet needs *a* route before nat OUTPUT can DNAT it.
+        for cidr in (P.SERVICE_CIDR, P.LB_CIDR):
+            netns.ip(ns, "route", "add", cidr, "dev", "cni0", "src", gw)
+        netns.sysctl(ns, "net.ipv4.ip_forward", 1)
+        netns.sysctl(ns, "net.bridge.bridge-nf-call-iptables", 1)
+
+    def pod(self, pod):
+        node_ns = self.plan.node_netns(pod.node)
+        self.make_netns(pod.netns)
+        netns.ip(node_ns, "link", "add", pod.veth, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
+        netns.ip(node_ns, "link", "set", pod.veth, "master", "cni0", "up")
+        netns.ip(node_ns, "link", "set", pod.veth, "type", "bridge_slave", "hairpin", "on")
+        netns.ip(pod.netns, "addr", "add", f"{pod.ip}/24", "dev", "eth0")
+        netns.ip(pod.netns, "link", "set", "eth0", "up")
+        netns.ip(pod.netns, "route", "add", "default", "via", P.node_gw(pod.node))
+        self.write_file(f"/etc/netns/{pod.netns}/resolv.conf", self.resolv_conf(pod), outside=True)
+
+    def resolv_conf(self, pod):
+        """kubelet's resolv.conf for a ClusterFirst pod; the agents' DaemonSet adds dnsConfig
+        options timeout:1 attempts:1 so that a resolver timeout fits the lab's 2 s interval."""
+        options = "ndots:5 timeout:1 attempts:1" if pod.role == "agent" else "ndots:5"
+        return f"nameserver {P.DNS_IP}\nsearch {' '.join(self.plan.search(pod.namespace))}\noptions {options}\n"
+
+    # ---------------------------------------------------------------- sync
+
+    def apply(self, node=None, honour_faults=True):
+        """Re-syncs kube-proxy (every node, or `node`), the DNS zones and nginx from the API."""
+        snap = self.api().snapshot()
+        faults = self.st.data["faults"]
+        for n in ([node] if node else self.plan.node_range()):
+            fault = faults.get(f"kube-proxy {P.node_name(n)}")
+            if honour_faults and fault is not None:
+                if fault.get("service"):
+                    kubeproxy.sync(self.plan.node_netns(n), snap, exclude=[fault["service"]])
+                continue
+            kubeproxy.sync(self.plan.node_netns(n), snap)
+        changed = dns.write_zones(self.st, self.plan, snap)
+        if self.running("knotd"):
+            dns.reload_zones(self.st, changed)
+        if ingress.write(self.st, self.pki, snap, self.st.data.setdefault("certs", {})) and self.running("nginx"):
+            self.signal("nginx", signal.SIGHUP)
+        return snap
+
+    def running(self, name):
+        rec = self.st.proc(name)
+        return rec is not None and alive(rec)
+
+    def signal(self, name, sig):
+        rec = self.st.proc(name)
+        if rec is None or not alive(rec):
+            raise LabError(f"{name} is not running")
+        os.kill(rec["pid"], sig)
+
+    # ---------------------------------------------------------------- processes
+
+    def start_api(self):
+        pod = self.plan.pod("kube-apiserver-node-1")
+        crt = self.pki.leaf("apiserver", [
+            "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+            f"DNS:kubernetes.default.svc.{self.plan.domain}", "DNS:localhost",
+            f"IP:{P.API_IP}", f"IP:{pod.ip}", "IP:127.0.0.1"])
+        fixtures = self.st.file("objects.json")
+        self.write_file(fixtures, json.dumps(objects.build(self.plan), indent=1))
+        token = self.st.file("pki", "token")
+        self.write_file(token, TOKEN + "\n")
+        self.start("apiserver", pod.netns, [
+            sys.executable, FAKE_API, "--host", "0.0.0.0", "--port", str(API_PORT), "--tls-cert", crt,
+            "--tls-key", self.pki.path("apiserver.key"), "--ca-cert", self.pki.path("ca.crt"), "--token", token,
+            "--fixtures", fixtures, "--advertise-host", P.API_IP, "--bookmark-interval", "5", "--quiet"])
+        self.wait("fake API server", lambda: netns.tcp_open(pod.netns, ("127.0.0.1", API_PORT)), 20, "apiserver")
+        self.api().wait_ready()
+
+    def start_knot(self):
+        pod = self.plan.role("dns")[0]
+        os.makedirs(self.st.file("knot", "db"), exist_ok=True)
+        conf = self.st.file("knot", "knot.conf")
+        self.write_file(conf, dns.knot_conf(self.st, self.plan, pod.ip))
+        self.start("knotd", pod.netns, ["knotd", "-c", conf])
+        probe = f"kubernetes.default.svc.{self.plan.domain}"
+        self.wait("Knot", lambda: dns.query(pod.netns, pod.ip, probe, timeout=0.3) == 0, 15, "knotd")
+
+    def start_workload(self, pod):
+        self.start(pod.name, pod.netns, [sys.executable, os.path.join(HERE, "bin", "podserver.py"), pod.name,
+                                         str(objects.WORKLOAD_PORT)])
+
+    def wait_workload(self, pod):
+        self.wait(f"pod {pod.name}", lambda: netns.tcp_open(pod.netns, ("127.0.0.1", objects.WORKLOAD_PORT)), 15,
+                  pod.name)
+
+    def start_nginx(self):
+        pod = self.plan.role("ingress")[0]
+        d = self.st.file("nginx")
+        self.start("nginx", pod.netns, ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")])
+        self.wait("nginx", lambda: netns.tcp_open(pod.netns, ("127.0.0.1", 443)), 15, "nginx")
+
+    def agent_config(self, agent):
+        d = self.st.file("agents", agent.node_name)
+        resolv = os.path.join(d, "resolv.conf")
+        self.write_file(resolv, self.resolv_conf(agent))
+        ca = self.pki.path("ca.crt")
+        kubeconfig = self.st.file("agents", "kubeconfig")
+        self.write_file(kubeconfig, "\n".join([
+            "apiVersion: v1", "kind: Config",
+            "clusters:", "- name: lab", "  cluster:", f"    server: https://{P.API_IP}:{P.API_PORT}",
+            f"    certificate-authority: {ca}",
+            "users:", "- name: hopwatch", "  user:", f"    token: {TOKEN}",
+            "contexts:", "- name: lab", "  context: {cluster: lab, user: hopwatch}",
+            "current-context: lab", ""]))
+        q = json.dumps
+        config = "\n".join([
+            "# hopwatch in the lab: one agent per node, in a pod on that node (see docs/LAB.md).",
+            f"listen: {q(f'{agent.ip}:{P.AGENT_PORT}')}",
+            "defaults:",
+            "  interval_seconds: 2",
+            "  timeout_seconds: 1.5",
+            "  dns:",
+            f"    resolv_conf: {q(resolv)}",
+            "dns:",
+            *[line for name in ("shop.example.com", objects.AMP_NAME) for line in (
+                f"  - name: {name}", f"    resolv_conf: {q(resolv)}")],
+            "kubernetes:",
+            f"  kubeconfig: {q(kubeconfig)}",
+            f"  cluster_domain: {self.plan.domain}",
+            f"  pod_probe_nodes: {min(2, self.plan.nodes)}",
+            "  connect:",
+            "    interval_seconds: 1",
+            "    timeout_seconds: 0.8",
+            "  dns:",
+            "    names: [kubernetes.default]",
+            "    interval_seconds: 2",
+            "    timeout_seconds: 1.5",
+            f"    resolv_conf: {q(resolv)}",
+            "  ingress:",
+            f"    ca_file: {q(ca)}",
+            "    interval_seconds: 2",
+            "    timeout_seconds: 1.5",
+            ""])
+        path = os.path.join(d, "config.yaml")
+        self.write_file(path, config)
+        return path
+
+    def start_agents(self):
+        binary = self.st.params["binary"]
+        for agent in self.plan.role("agent"):
+            path = self.agent_config(agent)
+            check = netns.run([binary, "check-config", path], check=False)
+            if check.returncode != 0:
+                raise LabError(f"hopwatch rejects the lab's config: {(check.stderr + check.stdout).strip()}")
+            env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                   "NODE_NAME": agent.node_name, "POD_IP": agent.ip, "POD_NAME": agent.name,
+                   "POD_NAMESPACE": agent.namespace, "KUBERNETES_SERVICE_HOST": P.API_IP,
+                   "KUBERNETES_SERVICE_PORT": str(P.API_PORT),
+                   "RUST_LOG": os.environ.get("HOPWATCH_LAB_LOG", "info")}
+            self.start(f"hopwatch-{agent.node_name}", agent.netns, [binary, "run", "--config", path], env=env)
+        for agent in self.plan.role("agent"):
+            ready = lambda a=agent: http_get(a.netns, a.ip, P.AGENT_PORT, "/readyz")[0] == 200
+            self.wait(f"hopwatch on {agent.node_name}", ready, 60, f"hopwatch-{agent.node_name}")
+
+    def start_prometheus(self):
+        rules, warnings = prom.rule_files(self.st.params.get("rules"))
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        self.st.params["rule_files"] = rules
+        self.st.save()
+        pod = self.plan.role("prometheus")[0]
+        config = prom.write(self.st, self.plan, rules)
+        self.start("prometheus", pod.netns, prom.argv(self.st, self.plan, config))
+        ready = lambda: http_get(pod.netns, pod.ip, prom.PORT, "/-/ready")[0] == 200
+        self.wait("Prometheus", ready, 30, "prometheus")
+
+    def start_portal(self):
+        base = int(self.st.params.get("port_base", 0))
+        lab = self.plan
+        specs = [("prometheus", base, lab.role("prometheus")[0].netns, lab.role("prometheus")[0].ip, prom.PORT),
+                 ("api", base + 1 if base else 0, lab.pod("kube-apiserver-node-1").netns, "127.0.0.1", API_PORT)]
+        specs += [(a.node_name, base + 10 + a.node if base else 0, a.netns, a.ip, P.AGENT_PORT)
+                  for a in lab.role("agent")]
+        argv = [sys.executable, os.path.join(HERE, "bin", "portal.py")]
+        argv += [f"{name}={port}:{ns}:{ip}:{p}" for name, port, ns, ip, p in specs]
+        self.start("portal", None, argv)
+        log = self.st.file("logs", "portal.log")
+        found = {}
+
+        def listening():
+            with open(log, encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("{"):
+                        found.update(json.loads(line))
+                        return True
+            return False
+
+        self.wait("portal", listening, 10, "portal")
+        self.st.data["ports"] = found
+        self.st.save()
+        self.write_file(self.st.file("kubeconfig"), "\n".join([
+            "apiVersion: v1", "kind: Config",
+            "clusters:", "- name: hopwatch-lab", "  cluster:", f"    server: https://127.0.0.1:{found['api']}",
+            f"    certificate-authority: {self.pki.path('ca.crt')}",
+            "users:", "- name: lab", "  user:", f"    token: {TOKEN}",
+            "contexts:", "- name: hopwatch-lab", "  context: {cluster: hopwatch-lab, user: lab}",
+            "current-context: hopwatch-lab", ""]))
+
+    # ---------------------------------------------------------------- up / down
+
+    def up(self):
+        self.pki.ca()
+        self.network()
+        self.start_api()
+        self.apply()
+        self.start_knot()
+        for pod in self.plan.role("workload"):
+            self.start_workload(pod)
+        for pod in self.plan.role("workload"):
+            self.wait_workload(pod)
+        self.start_nginx()
+        self.start_agents()
+        self.start_prometheus()
+        self.start_portal()
+
+    def urls(self):
+        ports = self.st.data.get("ports") or {}
+        out = {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if name != "api"}
+        if "api" in ports:
+            out["api"] = f"https://127.0.0.1:{ports['api']}"
+        return out
+
+
+def down(st):
+    """Stops every recorded process, deletes every recorded namespace and file. Safe to run
+    again, after a crash, or after a partial `up`."""
+    left = stop_procs(st.data["procs"])
+    for rec in left:
+        print(f"warning: pid {rec['pid']} ({rec['name']}) does not stop", file=sys.stderr)
+    existing = set(netns.list_netns())
+    for ns in reversed(st.data["netns"]):
+        if not ns.startswith(PREFIX) or ns not in existing:
+            continue
+        pids = netns.run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        netns.run(["ip", "netns", "del", ns], check=False)
+    for path in st.data["files"]:
+        try:
+            os.remove(path)
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass
+    st.data.update(procs=[], netns=[], files=[])
+    st.save()
+
+
+def http_get(ns, ip, port, path, timeout=2.0):
+    """(status, body) of a plain HTTP GET sent from inside `ns`; (0, error) when it fails."""
+    try:
+        s = netns.connect_in(ns, (ip, port), timeout)
+    except OSError as err:
+        return 0, str(err)
+    try:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\n\r\n".encode())
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    except (OSError, socket.timeout) as err:
+        return 0, str(err)
+    finally:
+        s.close()
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return 0, "bad response"
+    return status, body.decode(errors="replace")

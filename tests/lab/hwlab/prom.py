@@ -1,0 +1,84 @@
+"""Prometheus in its own pod, scraping every agent once a second. Targets come from a file_sd
+file carrying the `__meta_kubernetes_*` labels Kubernetes service discovery would give the
+agents' pods, and the relabelling is the one the Prometheus Operator generates for a
+ServiceMonitor: `node` from the pod's node name, `pod`, `namespace`, `job="hopwatch"`. Alert
+and recording rules are loaded from the given files (by default alerts/*.y*ml of the
+repository) after `promtool check rules` accepts them."""
+
+import glob
+import json
+import os
+
+from .netns import run
+
+PORT = 9090
+
+
+def rule_files(source):
+    """Rule files under `source` (a file or a directory), each checked with promtool.
+    Returns (accepted files, warnings)."""
+    if not source:
+        return [], []
+    if os.path.isdir(source):
+        files = sorted(glob.glob(os.path.join(source, "*.yml")) + glob.glob(os.path.join(source, "*.yaml")))
+    elif os.path.isfile(source):
+        files = [source]
+    else:
+        return [], [f"rules: {source} does not exist; Prometheus runs without rules"]
+    ok, warnings = [], []
+    for f in files:
+        check = run(["promtool", "check", "rules", f], check=False)
+        if check.returncode == 0:
+            ok.append(os.path.abspath(f))
+        else:
+            warnings.append(f"rules: {f} left out, promtool says: {(check.stdout + check.stderr).strip()[-400:]}")
+    return ok, warnings
+
+
+def targets(lab):
+    return [{"targets": [f"{a.ip}:9808"],
+             "labels": {"__meta_kubernetes_namespace": a.namespace, "__meta_kubernetes_pod_name": a.name,
+                        "__meta_kubernetes_pod_node_name": a.node_name, "__meta_kubernetes_service_name": "hopwatch",
+                        "__meta_kubernetes_pod_container_port_name": "metrics"}}
+            for a in lab.role("agent")]
+
+
+def config(st, rules):
+    relabel = [
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
+        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+        {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"},
+        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "target_label": "endpoint"},
+    ]
+    doc = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
+                   "external_labels": {"cluster": "lab"}},
+        "rule_files": rules,
+        "scrape_configs": [{
+            "job_name": "hopwatch",
+            "file_sd_configs": [{"files": [st.file("prometheus", "agents.json")], "refresh_interval": "5s"}],
+            "relabel_configs": relabel,
+        }],
+    }
+    # JSON is YAML: no YAML library needed.
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def write(st, lab, rules):
+    d = st.file("prometheus")
+    os.makedirs(os.path.join(d, "data"), exist_ok=True)
+    with open(os.path.join(d, "agents.json"), "w", encoding="utf-8") as f:
+        json.dump(targets(lab), f, indent=1)
+    path = os.path.join(d, "prometheus.yml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(config(st, rules))
+    return path
+
+
+def argv(st, lab, config_path):
+    ip = lab.role("prometheus")[0].ip
+    return ["prometheus", f"--config.file={config_path}", f"--storage.tsdb.path={st.file('prometheus', 'data')}",
+            f"--web.listen-address={ip}:{PORT}", "--web.enable-lifecycle", "--storage.tsdb.retention.time=1d",
+            "--log.level=warn"]
