@@ -13,6 +13,10 @@ mod expo;
 #[path = "lab/harness.rs"]
 mod harness;
 
+#[path = "lab/alerts.rs"]
+mod alerts;
+#[path = "lab/dashboards.rs"]
+mod dashboards;
 #[path = "lab/discovery.rs"]
 mod discovery;
 #[path = "lab/dns.rs"]
@@ -23,6 +27,8 @@ mod edge;
 mod lifecycle;
 #[path = "lab/service.rs"]
 mod service;
+#[path = "lab/trace.rs"]
+mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -302,3 +302,20 @@ pub fn eventually<T>(
         }
     }
 }
+
+impl Lab {
+    /// Every alert the lab's Prometheus holds (`/api/v1/alerts`), pending or firing: each
+    /// `{"labels": {...}, "state": ..., ...}`.
+    pub fn prom_alerts(&self) -> Result<Vec<Value>, String> {
+        let address = format!("127.0.0.1:{}", self.port("prometheus"));
+        let (code, body) = http_get(&address, "/api/v1/alerts")?;
+        let doc: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        if code != 200 || doc["status"] != "success" {
+            return Err(format!("/api/v1/alerts: HTTP {code}: {body}"));
+        }
+        Ok(doc["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+}

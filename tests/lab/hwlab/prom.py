@@ -1,7 +1,8 @@
 """Prometheus in its own pod, scraping every agent once a second. Targets come from a file_sd
 file carrying the `__meta_kubernetes_*` labels Kubernetes service discovery would give the
 agents' pods, and the relabelling is the one the Prometheus Operator generates for a
-ServiceMonitor: `node` from the pod's node name, `pod`, `namespace`, `job="hopwatch"`. Alert
+ServiceMonitor: `node` from the pod's node name, `pod`, `job="hopwatch"`, with the target's
+`namespace` and `service` dropped as deploy/servicemonitor.yaml drops them. Alert
 and recording rules are loaded from the given files (by default alerts/*.y*ml of the
 repository) after `promtool check rules` accepts them."""
 
@@ -51,6 +52,9 @@ def config(st, rules):
         {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
         {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"},
         {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "target_label": "endpoint"},
+        # As deploy/servicemonitor.yaml does: the agents' own `namespace` and `service` labels
+        # (the probed Service) must not be renamed to exported_* by the target's.
+        {"action": "labeldrop", "regex": "namespace|service"},
     ]
     doc = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
