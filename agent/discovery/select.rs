@@ -1,10 +1,9 @@
 //! Which Services hopwatch probes: namespaces, a label selector, an opt-in or opt-out
 //! annotation, and Services that are always probed.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use super::model::{ObjKey, ServiceInfo};
+use super::model::{Labels, ObjKey, ServiceInfo};
 
 /// A Kubernetes label selector, equality- and set-based.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -44,12 +43,13 @@ impl LabelSelector {
         Ok(LabelSelector(requirements))
     }
 
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let among = |vs: &[String], v: &str| vs.iter().any(|x| x == v);
         self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Equals(k, v) => labels.get(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| among(vs, v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !among(vs, v)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::NotExists(k) => !labels.contains_key(k),
         })
@@ -194,11 +194,28 @@ mod tests {
     use super::*;
     use crate::discovery::model::Address;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn labels_are_found_by_key_whatever_the_order_given() {
+        let l = labels(&[
+            ("tier", "web"),
+            ("app", "shop"),
+            ("env", "prod"),
+            ("app", "cart"),
+        ]);
+        assert_eq!(
+            l.get("app"),
+            Some("cart"),
+            "the last value of a repeated key wins"
+        );
+        assert_eq!(l.get("env"), Some("prod"));
+        assert_eq!(l.get("tier"), Some("web"));
+        assert_eq!(l.get("zone"), None);
+        assert!(l.contains_key("env") && !l.contains_key("en"));
+        assert_eq!(Labels::default().get("app"), None);
     }
 
     #[test]
