@@ -6,8 +6,9 @@
 //! as the agent does (the real `Scheduler`, the probe, `Metrics::record`, on a current-thread
 //! runtime) in a child process of its own at the probe rate blackbox reached, and reads its own
 //! CPU time. Both measured processes are pinned to core 1; the load generator and the servers
-//! run on core 0. Equal wire work: one DNS query (A, FQDN), one TCP handshake, one TLS 1.3
-//! handshake and GET on a fresh connection.
+//! are not pinned (CPU time is counted per process, so where they run changes only the rate).
+//! Equal wire work: one DNS query (A, FQDN), one TCP handshake, one TLS 1.3 handshake and GET
+//! on a fresh connection.
 
 use std::net::SocketAddr;
 use std::path::Path;

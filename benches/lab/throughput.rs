@@ -3,7 +3,7 @@
 //! round-trip loop in plain Rust (the distance to the machine's own limit) and raw tokio
 //! connects (the distance to the runtime's).
 //!
-//! The measuring process is pinned to core 0; the acceptor and Knot run on core 1.
+//! The measuring process is pinned to core 0; the acceptor, Knot and nginx run on core 1.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
