@@ -149,6 +149,11 @@ fn a_selector_that_matches_no_pod_names_the_label() {
             "{command}: {confirm:?}"
         );
     }
+    assert_eq!(
+        hop(&trace, "endpoints")["data"]["selector"],
+        serde_json::json!({"selector": "app=web-api", "result": "off_by_one", "key": "app",
+                           "expected": "web-api", "actual": "web", "pods": ["web-1", "web-2"]})
+    );
     let dns = hop(&trace, "dns");
     assert_eq!(
         dns["data"]["answers"],
@@ -206,6 +211,11 @@ fn a_target_port_the_pods_do_not_declare_is_named_with_their_ports() {
             "0 of 2 ready endpoints accept connections on {}",
             scene.target_port
         )
+    );
+    assert_eq!(
+        pod["data"]["refused_pod"],
+        serde_json::json!({"pod": "web-1", "port": scene.target_port, "declared": [
+            {"container": "web", "name": "http", "port": scene.pod_port, "protocol": "TCP"}]})
     );
     assert_eq!(trace["verdict"]["broken_hop"], "pod");
     assert_eq!(trace["verdict"]["cause"], "port_mismatch");

@@ -221,7 +221,10 @@ async fn pod_hop(
     match dials.iter().find(|d| d.report.result.is_err()) {
         None => hop.ok(summary),
         Some(failed) => {
-            let finding = refused(cluster, backend, failed).await;
+            let (finding, declared) = refused(cluster, backend, failed).await;
+            if let Some(declared) = declared {
+                hop = hop.with("refused_pod", declared);
+            }
             hop.broken(summary, finding)
         }
     }
@@ -246,9 +249,28 @@ fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// The pod of an endpoint that refused, the port dialled and the ports its containers
+/// declare, for `--json`.
+fn declared_json(pod: &PodView, port: u16) -> serde_json::Value {
+    let declared: Vec<serde_json::Value> = pod
+        .containers
+        .iter()
+        .flat_map(|c| {
+            c.ports.iter().map(|p| {
+                json!({"container": c.name, "name": p.name, "port": p.port, "protocol": p.protocol})
+            })
+        })
+        .collect();
+    json!({"pod": pod.name, "port": port, "declared": declared})
+}
+
 /// Why a ready endpoint did not accept: the pod's declared ports against the targetPort,
-/// else what the failure says.
-async fn refused(cluster: &Cluster, backend: &Backend, dial: &Dial) -> Finding {
+/// else what the failure says; with the pod's declared ports when it could be read.
+async fn refused(
+    cluster: &Cluster,
+    backend: &Backend,
+    dial: &Dial,
+) -> (Finding, Option<serde_json::Value>) {
     let ns = backend.key.namespace.as_str();
     let failure = dial.report.result.err().unwrap_or(Failure::ConnectError);
     let Some(name) = dial.endpoint.pod.as_deref() else {
@@ -256,11 +278,8 @@ async fn refused(cluster: &Cluster, backend: &Backend, dial: &Dial) -> Finding {
             "the ready endpoint {} did not accept a connection: {failure}",
             dial.address
         );
-        return Finding::new(
-            Cause::PodUnreachable,
-            detail,
-            vec![kubectl::endpointslices(ns, &backend.key.name)],
-        );
+        let confirm = vec![kubectl::endpointslices(ns, &backend.key.name)];
+        return (Finding::new(Cause::PodUnreachable, detail, confirm), None);
     };
     let mut confirm = vec![
         kubectl::pod_ports(ns, name),
@@ -281,8 +300,10 @@ async fn refused(cluster: &Cluster, backend: &Backend, dial: &Dial) -> Finding {
     let mismatch = pod
         .as_ref()
         .and_then(|p| diagnose::port_mismatch(&target, Some(dial.address.port()), p));
+    let declared = pod.as_ref().map(|p| declared_json(p, dial.address.port()));
     if let Some(mismatch) = mismatch {
-        return Finding::new(Cause::PortMismatch, format!("{head}: {mismatch}"), confirm);
+        let finding = Finding::new(Cause::PortMismatch, format!("{head}: {mismatch}"), confirm);
+        return (finding, declared);
     }
     confirm.push(kubectl::logs(ns, name));
     let why = match failure {
@@ -292,5 +313,6 @@ async fn refused(cluster: &Cluster, backend: &Backend, dial: &Dial) -> Finding {
         Failure::Timeout => "no answer: a NetworkPolicy or the network drops the connection",
         _ => "the network between this machine and the pod fails",
     };
-    Finding::new(Cause::PodUnreachable, format!("{head}: {why}"), confirm)
+    let finding = Finding::new(Cause::PodUnreachable, format!("{head}: {why}"), confirm);
+    (finding, declared)
 }

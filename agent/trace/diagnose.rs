@@ -72,7 +72,9 @@ pub fn compare_selector(selector: &BTreeMap<String, String>, pods: &[PodView]) -
     }
 }
 
-/// The most common `(key, actual value)` among pods that miss exactly one label.
+/// Among pods that miss exactly one label, the `(key, actual value)` closest to what the
+/// selector asks (fewest edits: `app=carts` is meant for the `app=cart` pods, not for the
+/// more numerous `app=web` ones), then the most common.
 fn off_by_one(
     selector: &BTreeMap<String, String>,
     pods: &[&PodView],
@@ -87,9 +89,14 @@ fn off_by_one(
             .or_default()
             .push(pod.name.clone());
     }
+    let closeness = |(key, actual): &(String, Option<String>), pods: &Vec<String>| {
+        let expected = selector.get(key).map_or("", String::as_str);
+        let edits = edit_distance(actual.as_deref().unwrap_or(""), expected);
+        (edits, std::cmp::Reverse(pods.len()))
+    };
     let ((key, actual), pods) = groups
         .into_iter()
-        .max_by_key(|(_, pods)| pods.len())
+        .min_by_key(|(group, pods)| closeness(group, pods))
         .unwrap_or_default();
     SelectorFinding::OffByOne {
         expected: selector.get(&key).cloned().unwrap_or_default(),
@@ -97,6 +104,23 @@ fn off_by_one(
         actual,
         pods,
     }
+}
+
+/// Levenshtein distance over characters: how many insertions, deletions and substitutions
+/// turn `a` into `b`. Label values are short (at most 63 characters).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 impl SelectorFinding {
@@ -329,6 +353,18 @@ mod tests {
             compare_selector(&one_key, &pods).describe("app=payments-api"),
             "selector app=payments-api, pods carry app=payments (payments-1)"
         );
+        // The closest value wins over the most common one.
+        let carts = labels(&[("app", "carts")]);
+        let shop = [
+            pod("web-1", &[("app", "web")]),
+            pod("web-2", &[("app", "web")]),
+            pod("web-3", &[("app", "web")]),
+            pod("cart-1", &[("app", "cart")]),
+        ];
+        assert_eq!(
+            compare_selector(&carts, &shop).describe("app=carts"),
+            "selector app=carts, pods carry app=cart (cart-1)"
+        );
         let unlabelled = [pod("x", &[("run", "x")])];
         assert_eq!(
             compare_selector(&one_key, &unlabelled),
@@ -352,6 +388,16 @@ mod tests {
             compare_selector(&selector, &fine),
             SelectorFinding::Matches(vec!["web-1".into()])
         );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("cart", "carts"), 1);
+        assert_eq!(edit_distance("web", "carts"), 5);
+        assert_eq!(edit_distance("payments", "payments-api"), 4);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 
     fn sp(name: Option<&str>, port: u16, target: TargetPort) -> ServicePort {

@@ -152,8 +152,41 @@ async fn from_slices(
         }
         _ => None,
     };
-    let finding = no_ready(backend, pods.as_ref());
+    let (finding, compared) = explain(backend, pods.as_ref());
+    if let (Some(svc), Some(compared)) = (&backend.service, &compared) {
+        hop = hop.with("selector", selector_json(&svc.selector_text(), compared));
+    }
     (hop.broken(summary, finding), Vec::new())
+}
+
+/// The selector and how it compares with the pods, for `--json`: `{"selector": "app=carts",
+/// "result": "off_by_one", "key": "app", "expected": "carts", "actual": "cart", "pods":
+/// ["cart-1"]}`.
+pub fn selector_json(selector: &str, finding: &SelectorFinding) -> serde_json::Value {
+    let mut out = match finding {
+        SelectorFinding::Matches(pods) => json!({"result": "matches", "pods": pods}),
+        SelectorFinding::OffByOne {
+            key,
+            expected,
+            actual,
+            pods,
+        } => json!({
+            "result": "off_by_one",
+            "key": key,
+            "expected": expected,
+            "actual": actual,
+            "pods": pods,
+        }),
+        SelectorFinding::Partial { keys, pods } => {
+            json!({"result": "partial", "keys": keys, "pods": pods})
+        }
+        SelectorFinding::NoneCarries => json!({"result": "none_carries"}),
+        SelectorFinding::NoPods => json!({"result": "no_pods"}),
+    };
+    if let serde_json::Value::Object(map) = &mut out {
+        map.insert("selector".into(), json!(selector));
+    }
+    out
 }
 
 async fn list_pods(cluster: &Cluster, ns: &str) -> Result<Vec<PodView>, ApiError> {
@@ -202,11 +235,19 @@ async fn from_pods(
 /// Why a Service has no ready endpoint, from its selector and the namespace's pods (`pods`
 /// is `None` when the Service has no selector, or could not be read).
 pub fn no_ready(backend: &Backend, pods: Option<&Result<Vec<PodView>, ApiError>>) -> Finding {
+    explain(backend, pods).0
+}
+
+/// [`no_ready`], with how the selector compared with the pods when they could be read.
+fn explain(
+    backend: &Backend,
+    pods: Option<&Result<Vec<PodView>, ApiError>>,
+) -> (Finding, Option<SelectorFinding>) {
     let (ns, name) = (backend.key.namespace.as_str(), backend.key.name.as_str());
     let mut confirm = vec![kubectl::endpointslices(ns, name)];
     let Some(svc) = &backend.service else {
         let detail = format!("Service {} has no ready endpoint", backend.key);
-        return Finding::new(Cause::NoEndpoints, detail, confirm);
+        return (Finding::new(Cause::NoEndpoints, detail, confirm), None);
     };
     let pods = match pods {
         None => {
@@ -215,11 +256,11 @@ pub fn no_ready(backend: &Backend, pods: Option<&Result<Vec<PodView>, ApiError>>
                 svc.key
             );
             confirm.push(kubectl::service(ns, name));
-            return Finding::new(Cause::NoSelector, detail, confirm);
+            return (Finding::new(Cause::NoSelector, detail, confirm), None);
         }
         Some(Err(err)) => {
             let detail = format!("Service {} has no ready endpoint ({})", svc.key, err.text());
-            return Finding::new(Cause::NoEndpoints, detail, confirm);
+            return (Finding::new(Cause::NoEndpoints, detail, confirm), None);
         }
         Some(Ok(pods)) => pods,
     };
@@ -228,7 +269,9 @@ pub fn no_ready(backend: &Backend, pods: Option<&Result<Vec<PodView>, ApiError>>
     let selector = svc.selector_text();
     let finding = diagnose::compare_selector(&svc.selector, pods);
     let cause = match &finding {
-        SelectorFinding::Matches(names) => return selected(backend, svc, pods, names),
+        SelectorFinding::Matches(names) => {
+            return (selected(backend, svc, pods, names), Some(finding.clone()));
+        }
         SelectorFinding::OffByOne { .. } | SelectorFinding::Partial { .. } => {
             Cause::SelectorMismatch
         }
@@ -246,7 +289,7 @@ pub fn no_ready(backend: &Backend, pods: Option<&Result<Vec<PodView>, ApiError>>
             other.describe(&selector)
         ),
     };
-    Finding::new(cause, detail, confirm)
+    (Finding::new(cause, detail, confirm), Some(finding))
 }
 
 /// Pods match the selector, yet no endpoint is ready: not Ready, terminating, or (when they
@@ -412,5 +455,26 @@ mod tests {
         assert_eq!(f.cause, Cause::NoSelector);
         let ready_pods = Ok(vec![pod("web-1", "web", "True")]);
         assert_eq!(no_ready(&b, Some(&ready_pods)).cause, Cause::NoEndpoints);
+    }
+
+    #[test]
+    fn the_selector_comparison_is_data_too() {
+        let b = backend(&[("app", "carts")]);
+        let pods = Ok(vec![
+            pod("web-1", "web", "True"),
+            pod("web-2", "web", "True"),
+            pod("cart-1", "cart", "True"),
+        ]);
+        let (finding, compared) = explain(&b, Some(&pods));
+        assert_eq!(finding.cause, Cause::SelectorMismatch);
+        assert_eq!(
+            selector_json("app=carts", &compared.unwrap()),
+            json!({"selector": "app=carts", "result": "off_by_one", "key": "app",
+                   "expected": "carts", "actual": "cart", "pods": ["cart-1"]})
+        );
+        assert_eq!(
+            selector_json("app=web", &SelectorFinding::NoPods),
+            json!({"selector": "app=web", "result": "no_pods"})
+        );
     }
 }

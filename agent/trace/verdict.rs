@@ -147,8 +147,10 @@ impl Verdict {
 ///
 /// - An Ingress answering 502/503/504 is blamed only when nothing behind it is broken: an
 ///   upstream error is what a broken Service, endpoint set or pod looks like from the edge.
-/// - A Service whose ClusterIP refuses is blamed on its endpoints when those are broken too:
-///   kube-proxy rejects connections to a Service without ready endpoints.
+/// - A Service whose ClusterIP refuses is blamed on its endpoints when those are broken too
+///   (kube-proxy rejects connections to a Service without ready endpoints), else on its pods
+///   when a ready one refuses too (kube-proxy forwards the connect to a pod, whose refusal is
+///   the ClusterIP's).
 pub fn verdict(hops: &[Hop]) -> Verdict {
     let broken: Vec<&Hop> = hops.iter().filter(|h| h.status == Status::Broken).collect();
     let behind = |h: &&&Hop| matches!(h.name, HopName::Service | HopName::Endpoints | HopName::Pod);
@@ -161,8 +163,11 @@ pub fn verdict(hops: &[Hop]) -> Verdict {
     if let Some(first) = blamed
         && first.name == HopName::Service
     {
-        let endpoints = broken.iter().find(|h| h.name == HopName::Endpoints);
-        blamed = endpoints.copied().or(blamed);
+        let broken_at = |name: HopName| broken.iter().find(|h| h.name == name).copied();
+        let refused = first.cause() == Some(Cause::ServiceUnreachable);
+        blamed = broken_at(HopName::Endpoints)
+            .or_else(|| broken_at(HopName::Pod).filter(|_| refused))
+            .or(blamed);
     }
     let listed = |status: Status| -> Vec<(HopName, String)> {
         hops.iter()
@@ -330,6 +335,34 @@ mod tests {
                 vec![
                     (N::Service, B, Some(Cause::ServiceUnreachable)),
                     (N::Endpoints, O, None),
+                ],
+                Some(N::Service),
+            ),
+            // The ClusterIP refuses because the pods behind it refuse: a wrong targetPort.
+            (
+                vec![
+                    (N::Service, B, Some(Cause::ServiceUnreachable)),
+                    (N::Endpoints, O, None),
+                    (N::Pod, B, Some(Cause::PortMismatch)),
+                ],
+                Some(N::Pod),
+            ),
+            // Through the Ingress: its 502 is the pods' refusal, twice removed.
+            (
+                vec![
+                    (N::Ingress, B, Some(Cause::UpstreamError)),
+                    (N::Service, B, Some(Cause::ServiceUnreachable)),
+                    (N::Endpoints, O, None),
+                    (N::Pod, B, Some(Cause::PortMismatch)),
+                ],
+                Some(N::Pod),
+            ),
+            // Pods that answer leave the blame on the Service (kube-proxy's rules).
+            (
+                vec![
+                    (N::Service, B, Some(Cause::ServiceUnreachable)),
+                    (N::Endpoints, O, None),
+                    (N::Pod, O, None),
                 ],
                 Some(N::Service),
             ),

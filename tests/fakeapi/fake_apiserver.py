@@ -75,13 +75,17 @@ class App:
         self.store = store
         self.churner = Churner(store)
         self.bookmark_interval = args.bookmark_interval
+        # Resource names answered 403, as RBAC without the permission; only to the tokens in
+        # forbidden_tokens when that is not empty (one identity loses a permission).
+        self.forbidden, self.forbidden_tokens = set(), set()
         self.quiet = args.quiet
-        self.token = None
+        self.token, self.tokens = None, []
         if args.token:
             with open(args.token, encoding="utf-8") as f:
-                self.token = f.read().strip()
-            if not self.token:
+                self.tokens = [line.strip() for line in f if line.strip()]
+            if not self.tokens:
                 raise SystemExit(f"--token {args.token}: file is empty")
+            self.token = self.tokens[0]
         self.address = ""
 
 
@@ -165,7 +169,7 @@ def parse_args(argv):
     ap.add_argument("--tls-cert", metavar="PEM")
     ap.add_argument("--tls-key", metavar="PEM")
     ap.add_argument("--ca-cert", metavar="PEM", help="CA for the kubeconfig (default: --tls-cert)")
-    ap.add_argument("--token", metavar="FILE", help="require 'Authorization: Bearer <contents>'")
+    ap.add_argument("--token", metavar="FILE", help="require 'Authorization: Bearer <token>', a token per line (the first goes in --kubeconfig)")
     ap.add_argument("--bookmark-interval", type=float, default=5.0, metavar="SECONDS")
     ap.add_argument("--history", type=int, default=10000, metavar="EVENTS",
                     help="watch events kept per kind; older resourceVersions get 410 Expired")

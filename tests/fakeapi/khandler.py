@@ -114,6 +114,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.abort("reset")
             if mode:
                 raise ApiError(503, "ServiceUnavailable", "the apiserver is unavailable (fault injected via /_fake/unavailable)")
+            self.check_rbac(method, parts, query)
             self.route(method, parts, query, body)
         except ApiError as err:
             self.send_status(err)
@@ -139,9 +140,23 @@ class Handler(BaseHTTPRequestHandler):
     def check_auth(self):
         if self.app.token is None:
             return
-        given = self.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.app.token}".encode()):
+        given = self.headers.get("Authorization", "").encode()
+        if not any(hmac.compare_digest(given, f"Bearer {t}".encode()) for t in self.app.tokens):
             raise ApiError(401, "Unauthorized", "Unauthorized")
+
+    def check_rbac(self, method, parts, query):
+        """403 for a resource /_fake/forbid names, worded as the real authorizer words it."""
+        denied = [p for p in parts if p in self.app.forbidden]
+        if not denied:
+            return
+        given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.app.forbidden_tokens and given not in self.app.forbidden_tokens:
+            return
+        verb = {"GET": "watch" if query.get("watch") in ("true", "1") else "list"}.get(method, method.lower())
+        group = parts[1] if parts[:1] == ["apis"] and len(parts) > 1 else ""
+        raise ApiError(403, "Forbidden", f'{denied[0]}{"." + group if group else ""} is forbidden: User '
+                       f'"system:serviceaccount:hopwatch:hopwatch" cannot {verb} resource "{denied[0]}" in API group '
+                       f'"{group}" at the cluster scope')
 
     def send_bytes(self, code, data, ctype="application/json", extra=()):
         self.send_response(code)
@@ -387,6 +402,13 @@ class Handler(BaseHTTPRequestHandler):
         if op == "reset":
             store.reset()
             return self.send_json(200, {"resourceVersion": str(store.rv)})
+        if op == "forbid":
+            cfg = self.parse_json(body) or {}
+            resources, tokens = cfg.get("resources") or [], cfg.get("tokens") or []
+            if not all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in (resources, tokens)):
+                raise ApiError(400, "BadRequest", '/_fake/forbid: body {"resources": ["ingresses", …], "tokens": […]}')
+            self.app.forbidden, self.app.forbidden_tokens = set(resources), set(tokens)
+            return self.send_json(200, {"forbidden": sorted(self.app.forbidden)})
         if op == "config":
             return self.send_json(200, self.configure(self.parse_json(body) or {}))
         if op == "churn":

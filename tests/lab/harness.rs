@@ -23,8 +23,18 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// The cluster domain of every lab the suite builds: deliberately not `cluster.local`.
 pub const DOMAIN: &str = "cluster.lab";
 pub const NODES: [&str; 2] = ["node-1", "node-2"];
-/// The suite's own run directory; a lab left there by a killed run is taken down first.
-pub const RUN_DIR: &str = "/tmp/hopwatch-lab-test";
+/// The suite's own run directory (`HOPWATCH_LAB_TEST_DIR`, by default
+/// `/tmp/hopwatch-lab-test`); a lab left there by a killed run is taken down first.
+pub fn run_dir() -> String {
+    std::env::var("HOPWATCH_LAB_TEST_DIR").unwrap_or_else(|_| "/tmp/hopwatch-lab-test".into())
+}
+
+/// The first letters of every namespace of the lab (`HOPWATCH_LAB_PREFIX`, by default `hwl-`,
+/// as `tests/lab/lab` reads it): two suites with different prefixes and run directories can
+/// run side by side.
+pub fn prefix() -> String {
+    std::env::var("HOPWATCH_LAB_PREFIX").unwrap_or_else(|_| "hwl-".into())
+}
 
 /// Programs the lab runs, with the Debian package of each.
 const TOOLS: [(&str, &str); 11] = [
@@ -74,7 +84,7 @@ pub fn require_root_and_tools() {
 pub fn lab_command(args: &[&str]) -> Output {
     Command::new(script())
         .args(args)
-        .env("HOPWATCH_LAB_DIR", RUN_DIR)
+        .env("HOPWATCH_LAB_DIR", run_dir())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()))
@@ -128,12 +138,18 @@ pub struct Lab {
 impl Lab {
     /// Builds a lab (2 nodes, domain `cluster.lab`) with the hopwatch binary cargo built.
     pub fn up() -> Lab {
+        Lab::up_with(&[])
+    }
+
+    /// [`Lab::up`] with more `lab up` arguments (e.g. `--time-scale 30`).
+    pub fn up_with(extra: &[&str]) -> Lab {
         require_root_and_tools();
         let serial = serial();
         // A lab left behind by a killed run of this suite.
         lab_ok(&["down"]);
         let args = up_args();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
         let out = lab_command(&args);
         if !out.status.success() {
             let logs = log_tails();
@@ -235,7 +251,7 @@ impl Drop for Lab {
 
 /// The last lines of every log of the suite's lab, for a failed test's output.
 pub fn log_tails() -> String {
-    let dir = Path::new(RUN_DIR).join("logs");
+    let dir = Path::new(&run_dir()).join("logs");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return format!("(no logs in {})", dir.display());
     };

@@ -32,21 +32,22 @@ fn lab_down_leaves_nothing_behind_also_after_an_interrupted_up() {
     // An `up` interrupted half-way (SIGINT, as Ctrl-C) cleans up after itself.
     let mut up = Command::new(harness::script())
         .args(&args)
-        .env("HOPWATCH_LAB_DIR", harness::RUN_DIR)
+        .env("HOPWATCH_LAB_DIR", harness::run_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start lab up");
     eventually("up has started its processes", WAIT, || {
-        let state =
-            std::fs::read_to_string(format!("{}/state.json", harness::RUN_DIR)).unwrap_or_default();
+        let state = std::fs::read_to_string(format!("{}/state.json", harness::run_dir()))
+            .unwrap_or_default();
         if state.contains("\"knotd\"") {
             Ok(())
         } else {
             Err("not yet".into())
         }
     });
-    let state = std::fs::read_to_string(format!("{}/state.json", harness::RUN_DIR)).expect("state");
+    let state =
+        std::fs::read_to_string(format!("{}/state.json", harness::run_dir())).expect("state");
     let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
     let pids: Vec<(u64, u64)> = state["procs"]
         .as_array()
@@ -73,7 +74,7 @@ fn lab_namespaces() -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("hwl-"))
+        .filter(|n| n.starts_with(&harness::prefix()))
         .map(str::to_string)
         .collect()
 }
@@ -123,7 +124,9 @@ fn assert_nothing_left(pids: &[(u64, u64)], links_before: &BTreeSet<String>) {
         })
         .unwrap_or_default();
     assert!(
-        !netns_files.iter().any(|n| n.starts_with("hwl-")),
+        !netns_files
+            .iter()
+            .any(|n| n.starts_with(&harness::prefix())),
         "/etc/netns entries left: {netns_files:?}"
     );
 }

@@ -2,9 +2,9 @@
 written to the state file while it is active (`lab status` lists them; `lab heal all` undoes
 them all). Each prints one JSON line describing what it did.
 
-    no-endpoints --service NS/NAME   the Service's EndpointSlice loses every endpoint (its
-                                     selector matches no pod); kube-proxy, DNS, nginx re-synced
-    none-ready   --service NS/NAME   every endpoint of the Service turns not Ready
+    no-endpoints --service NS/NAME   the Service's EndpointSlice loses every endpoint while its
+                                     pods stay as they are; kube-proxy, DNS, nginx re-synced
+    none-ready   --service NS/NAME   every endpoint of the Service, and its Pod, turns not Ready
     kill-pod     --pod POD           the pod's server process is killed; its endpoint stays Ready
     kube-proxy   --node N [--service NS/NAME]
                                      that node's kube-proxy rules are gone (all of them, or the
@@ -12,8 +12,9 @@ them all). Each prints one JSON line describing what it did.
     dns-down                         knotd is frozen (SIGSTOP): queries get no answer
     dns-block    --node N            UDP and TCP port 53 dropped for pods of node N, as a bad
                                      NetworkPolicy would (filter FORWARD in the node)
-    cert         --host H --kind expired|wrong-host|valid
+    cert         --host H --kind expired|expiring|wrong-host|valid
                                      the ingress controller presents that certificate for H
+                                     (expiring: valid for 10 more days)
     latency      --pod POD --ms MS   every packet into the pod is held MS ms (NFQUEUE + nfqdelay)
     api-down     --seconds S         the API server answers 503 for S seconds (watches dropped)
     api-gone                         every watch is cut and the history compacted, so resuming
@@ -21,6 +22,15 @@ them all). Each prints one JSON line describing what it did.
     flap         --service NS/NAME --pod POD [--count N] [--period S]
                                      the pod's endpoint flips Ready N times, every S seconds,
                                      re-syncing kube-proxy each time; ends Ready
+    selector     --service NS/NAME --selector KEY=VALUE
+                                     the Service selects KEY=VALUE, which no pod carries: its
+                                     EndpointSlice keeps only the pods the new selector picks
+                                     (as the endpointslice controller would), then a re-sync
+    target-port  --service NS/NAME --port N
+                                     the Service's targetPort becomes N while its pods listen on
+                                     (and declare) 8080; the EndpointSlice's ports follow, and
+                                     kube-proxy DNATs to N, which the pods refuse; endpoints
+                                     stay Ready
 """
 
 import json
@@ -33,11 +43,13 @@ from . import ingress, kubeproxy, netns
 from . import objects as O
 from . import plan as P
 from .netns import LabError
+from .opsfaults import OpsFaults
 from .pki import not_after
 from .state import stop_procs
 
 NAMES = ["no-endpoints", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
-         "api-down", "api-gone", "flap"]
+         "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
+         "rbac", "config", "selector", "target-port"]
 NETPOL_CHAIN = "HWL-NETPOL"
 
 
@@ -58,10 +70,12 @@ def key(name, args):
     target = args.get("service") or args.get("pod") or args.get("node") or args.get("host") or ""
     if name == "kube-proxy":
         target = args["node"]
+    if name == "rbac":
+        target = args["resource"]
     return f"{name} {target}".strip()
 
 
-class Faults:
+class Faults(OpsFaults):
     def __init__(self, lab):
         self.lab, self.st = lab, lab.st
 
@@ -145,6 +159,7 @@ class Faults:
         for ep in sl.get("endpoints") or []:
             ep["conditions"] = {"ready": False, "serving": False, "terminating": False}
         self.lab.api().put_slice(sl)
+        self.pods_follow(sl)
         self.lab.apply()
         return {"service": args.service, "ready": 0}
 
@@ -155,6 +170,7 @@ class Faults:
         sl = self.slice_of(args)
         sl["endpoints"] = saved["endpoints"]
         self.lab.api().put_slice(sl)
+        self.pods_follow(sl)
         self.forget("none-ready", args)
         self.lab.apply()
         return {"service": args.service}
@@ -169,6 +185,7 @@ class Faults:
         if not hit:
             raise LabError(f"{pod.name} is not an endpoint of {args.service}")
         self.lab.api().put_slice(sl)
+        self.set_pod_ready(pod.namespace, pod.name, value)
         self.lab.apply()
 
     def fault_flap(self, args):
@@ -350,13 +367,136 @@ class Faults:
     def heal_api_gone(self, args):
         return {}
 
+    # ------------------------------------------------------------ Service spec
+    # The fake API server runs no controllers: the selector and target-port faults write
+    # what the endpointslice controller would write after the change, and what kubelet
+    # writes for readiness.
+
+    def service_of(self, args):
+        need(args, "service")
+        ns, name = split_service(args.service)
+        return self.lab.api().request("GET", service_path(ns, name))
+
+    def put_service(self, svc):
+        md = svc["metadata"]
+        md.pop("resourceVersion", None)
+        self.lab.api().request("PUT", service_path(md["namespace"], md["name"]), svc)
+
+    def pods(self, namespace):
+        return self.lab.api().list(f"/api/v1/namespaces/{namespace}/pods")
+
+    def set_pod_ready(self, namespace, name, ready):
+        """The Pod's Ready condition, as kubelet reports it; a pod the API does not hold
+        (the API server's own endpoint) is left alone."""
+        pod = next((p for p in self.pods(namespace) if p["metadata"]["name"] == name), None)
+        if pod is None:
+            return
+        pod["metadata"].pop("resourceVersion", None)
+        self.lab.api().request("PUT", f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+                               O.set_pod_ready(pod, ready))
+
+    def pods_follow(self, sl):
+        """Every Pod behind the slice's endpoints takes its endpoint's readiness."""
+        for ep in sl.get("endpoints") or []:
+            ref = ep.get("targetRef") or {}
+            if ref.get("kind") == "Pod" and ref.get("name"):
+                ready = (ep.get("conditions") or {}).get("ready") is not False
+                self.set_pod_ready(ref.get("namespace") or sl["metadata"]["namespace"], ref["name"], ready)
+
+    def selected_endpoints(self, namespace, selector):
+        """The endpoints the endpointslice controller lists for `selector`: the pods it picks,
+        Ready as their Ready condition says."""
+        out = []
+        for obj in self.pods(namespace):
+            if not O.selects(selector, obj["metadata"].get("labels")):
+                continue
+            conds = (obj.get("status") or {}).get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+            out.append(O.endpoint(self.lab.plan.pod(obj["metadata"]["name"]), ready))
+        return out
+
+    def not_active(self, name, args):
+        """A second fault of the same kind would save the first one's values as the originals."""
+        if key(name, {"service": args.service}) in self.st.data["faults"]:
+            raise LabError(f"a {name} fault is already active on {args.service}: heal it first")
+
+    def fault_selector(self, args):
+        need(args, "selector")
+        key_, value = parse_label(args.selector)
+        svc, sl = self.service_of(args), self.slice_of(args)
+        self.not_active("selector", args)
+        old = dict(svc["spec"].get("selector") or {})
+        self.record("selector", args, {"old_selector": old, "endpoints": sl.get("endpoints") or []})
+        svc["spec"]["selector"] = dict(old, **{key_: value})
+        self.put_service(svc)
+        sl["endpoints"] = self.selected_endpoints(svc["metadata"]["namespace"], svc["spec"]["selector"])
+        self.lab.api().put_slice(sl)
+        self.lab.apply()
+        return {"service": args.service, "selector": svc["spec"]["selector"], "endpoints": len(sl["endpoints"])}
+
+    def heal_selector(self, args):
+        saved = self.st.data["faults"].get(key("selector", {"service": args.service}))
+        if saved is None:
+            raise LabError(f"no active selector fault on {args.service}")
+        svc, sl = self.service_of(args), self.slice_of(args)
+        svc["spec"]["selector"] = saved["old_selector"]
+        self.put_service(svc)
+        sl["endpoints"] = saved["endpoints"]
+        self.lab.api().put_slice(sl)
+        self.forget("selector", args)
+        self.lab.apply()
+        return {"service": args.service, "selector": saved["old_selector"], "endpoints": len(saved["endpoints"])}
+
+    def fault_target_port(self, args):
+        need(args, "port")
+        if not str(args.port).isdigit() or not 1 <= int(args.port) <= 65535:
+            raise LabError(f"--port {args.port!r}: a port number, 1 to 65535")
+        port = int(args.port)
+        svc, sl = self.service_of(args), self.slice_of(args)
+        self.not_active("target-port", args)
+        self.record("target-port", args,
+                    {"ports": svc["spec"].get("ports") or [], "slice_ports": sl.get("ports") or []})
+        for p in svc["spec"].get("ports") or []:
+            p["targetPort"] = port
+        for p in sl.get("ports") or []:
+            p["port"] = port
+        self.put_service(svc)
+        self.lab.api().put_slice(sl)
+        self.lab.apply()
+        return {"service": args.service, "target_port": port}
+
+    def heal_target_port(self, args):
+        saved = self.st.data["faults"].get(key("target-port", {"service": args.service}))
+        if saved is None:
+            raise LabError(f"no active target-port fault on {args.service}")
+        svc, sl = self.service_of(args), self.slice_of(args)
+        svc["spec"]["ports"] = saved["ports"]
+        sl["ports"] = saved["slice_ports"]
+        self.put_service(svc)
+        self.lab.api().put_slice(sl)
+        self.forget("target-port", args)
+        self.lab.apply()
+        return {"service": args.service, "target_port": [p.get("targetPort") for p in saved["ports"]]}
+
+
+def parse_label(text):
+    if not text or text.count("=") != 1 or not all(text.split("=")):
+        raise LabError(f"--selector {text!r}: write it as key=value, e.g. app=carts")
+    return text.split("=")
+
+
+def service_path(namespace, name):
+    return f"/api/v1/namespaces/{namespace}/services/{name}"
+
 
 class _Args:
     """Saved fault arguments, read like argparse's namespace."""
 
     def __init__(self, saved):
         self.__dict__.update({"service": None, "pod": None, "node": None, "host": None, "kind": None, "ms": None,
-                              "seconds": None, "count": None, "period": None})
+                              "seconds": None, "count": None, "period": None,
+                              "ip": None, "domains": None, "percent": None, "resource": None, "selector": None,
+                              "port": None})
         self.__dict__.update({k: v for k, v in saved.items() if k in self.__dict__})
 
 

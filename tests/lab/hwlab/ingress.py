@@ -4,8 +4,8 @@ block covers the host) with that host's certificate, and each path proxies to th
 Service's ClusterIP. A backend Service without a Ready endpoint answers 503, as ingress-nginx
 does; an unknown host gets the default backend's 404.
 
-Which certificate a host presents is switchable (the `cert` fault): valid, expired, or one
-issued for another host.
+Which certificate a host presents is switchable (the `cert` fault): valid, expired, expiring
+in 10 days, or one issued for another host.
 """
 
 import os
@@ -15,7 +15,9 @@ from .netns import LabError, run
 from .pki import WRONG_HOST
 from .state import read_text
 
-CERT_KINDS = ("valid", "expired", "wrong-host")
+# `expiring`: valid, but for 10 more days only (inside the 14-day warning, outside the 3-day one).
+EXPIRING_DAYS = 10
+CERT_KINDS = ("valid", "expired", "wrong-host", "expiring")
 
 
 def cert_files(pki, host, kind):
@@ -24,6 +26,8 @@ def cert_files(pki, host, kind):
         crt = pki.leaf(f"ingress-{host}", [f"DNS:{host}"])
     elif kind == "expired":
         crt = pki.expired(f"expired-{host}", [f"DNS:{host}"])
+    elif kind == "expiring":
+        crt = pki.leaf(f"expiring-{host}", [f"DNS:{host}"], days=EXPIRING_DAYS)
     elif kind == "wrong-host":
         crt = pki.leaf("wrong-host", [f"DNS:{WRONG_HOST}"])
     else:

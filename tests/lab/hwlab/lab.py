@@ -25,6 +25,8 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FAKE_API = os.path.join(REPO, "tests", "fakeapi", "fake_apiserver.py")
 TOKEN = "hopwatch-lab-token"
+# The agents' own identity (their ServiceAccount): the `rbac` fault takes permissions from it only.
+AGENT_TOKEN = "hopwatch-agent-token"
 
 # Programs `up` runs, and the Debian package of each.
 REQUIRED = [("ip", "iproute2"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
@@ -147,11 +149,26 @@ class Lab:
         netns.ip(pod.netns, "route", "add", "default", "via", P.node_gw(pod.node))
         self.write_file(f"/etc/netns/{pod.netns}/resolv.conf", self.resolv_conf(pod), outside=True)
 
-    def resolv_conf(self, pod):
-        """kubelet's resolv.conf for a ClusterFirst pod; the agents' DaemonSet adds dnsConfig
-        options timeout:1 attempts:1 so that a resolver timeout fits the lab's 2 s interval."""
-        options = "ndots:5 timeout:1 attempts:1" if pod.role == "agent" else "ndots:5"
-        return f"nameserver {P.DNS_IP}\nsearch {' '.join(self.plan.search(pod.namespace))}\noptions {options}\n"
+    def resolv_conf(self, pod, kubelet_default=False):
+        """kubelet's resolv.conf for a ClusterFirst pod, its search list followed by the node's
+        own domains (the `search` fault adds some, as a host's resolv.conf would). The agents'
+        DaemonSet adds dnsConfig options timeout:1 attempts:1 so that a resolver timeout fits
+        the lab's 2 s interval; `kubelet_default` leaves them out (5 s timeout, 2 attempts)."""
+        agent = pod.role == "agent" and not kubelet_default
+        options = "ndots:5 timeout:1 attempts:1" if agent else "ndots:5"
+        node_domains = (self.st.data.get("node_search") or {}).get(pod.node_name) or []
+        search = " ".join(self.plan.search(pod.namespace) + node_domains)
+        return f"nameserver {P.DNS_IP}\nsearch {search}\noptions {options}\n"
+
+    def write_resolv_confs(self, node):
+        """Rewrites the resolv.conf of every pod on `node`, and its agent's (read at every probe)."""
+        for pod in self.plan.pods:
+            if pod.node == node:
+                self.write_file(f"/etc/netns/{pod.netns}/resolv.conf", self.resolv_conf(pod))
+        agent = self.plan.agent(node)
+        d = self.st.file("agents", agent.node_name)
+        self.write_file(os.path.join(d, "resolv.conf"), self.resolv_conf(agent))
+        self.write_file(os.path.join(d, "resolv-kubelet.conf"), self.resolv_conf(agent, kubelet_default=True))
 
     # ---------------------------------------------------------------- sync
 
@@ -194,7 +211,7 @@ class Lab:
         fixtures = self.st.file("objects.json")
         self.write_file(fixtures, json.dumps(objects.build(self.plan), indent=1))
         token = self.st.file("pki", "token")
-        self.write_file(token, TOKEN + "\n")
+        self.write_file(token, TOKEN + "\n" + AGENT_TOKEN + "\n")
         self.start("apiserver", pod.netns, [
             sys.executable, FAKE_API, "--host", "0.0.0.0", "--port", str(API_PORT), "--tls-cert", crt,
             "--tls-key", self.pki.path("apiserver.key"), "--ca-cert", self.pki.path("ca.crt"), "--token", token,
@@ -229,13 +246,15 @@ class Lab:
         d = self.st.file("agents", agent.node_name)
         resolv = os.path.join(d, "resolv.conf")
         self.write_file(resolv, self.resolv_conf(agent))
+        kubelet_resolv = os.path.join(d, "resolv-kubelet.conf")
+        self.write_file(kubelet_resolv, self.resolv_conf(agent, kubelet_default=True))
         ca = self.pki.path("ca.crt")
         kubeconfig = self.st.file("agents", "kubeconfig")
         self.write_file(kubeconfig, "\n".join([
             "apiVersion: v1", "kind: Config",
             "clusters:", "- name: lab", "  cluster:", f"    server: https://{P.API_IP}:{P.API_PORT}",
             f"    certificate-authority: {ca}",
-            "users:", "- name: hopwatch", "  user:", f"    token: {TOKEN}",
+            "users:", "- name: hopwatch", "  user:", f"    token: {AGENT_TOKEN}",
             "contexts:", "- name: lab", "  context: {cluster: lab, user: hopwatch}",
             "current-context: lab", ""]))
         q = json.dumps
@@ -250,6 +269,14 @@ class Lab:
             "dns:",
             *[line for name in ("shop.example.com", objects.AMP_NAME) for line in (
                 f"  - name: {name}", f"    resolv_conf: {q(resolv)}")],
+            # A pod's lookup with kubelet's resolv.conf as written (5 s timeout, 2 attempts):
+            # a lost query shows as the 5 s wait HopwatchDNSResolverTimeouts looks for.
+            f"  - name: kubernetes.default.svc.{self.plan.domain}.",
+            "    id: kubernetes.default@kubelet-resolv.conf",
+            f"    server: {P.DNS_IP}",
+            f"    resolv_conf: {q(kubelet_resolv)}",
+            "    interval_seconds: 8",
+            "    timeout_seconds: 7",
             "kubernetes:",
             f"  kubeconfig: {q(kubeconfig)}",
             f"  cluster_domain: {self.plan.domain}",
@@ -272,24 +299,31 @@ class Lab:
         return path
 
     def start_agents(self):
+        for agent in self.plan.role("agent"):
+            self.start_agent(agent)
+        for agent in self.plan.role("agent"):
+            self.wait_agent(agent)
+
+    def start_agent(self, agent):
         binary = self.st.params["binary"]
-        for agent in self.plan.role("agent"):
-            path = self.agent_config(agent)
-            check = netns.run([binary, "check-config", path], check=False)
-            if check.returncode != 0:
-                raise LabError(f"hopwatch rejects the lab's config: {(check.stderr + check.stdout).strip()}")
-            env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-                   "NODE_NAME": agent.node_name, "POD_IP": agent.ip, "POD_NAME": agent.name,
-                   "POD_NAMESPACE": agent.namespace, "KUBERNETES_SERVICE_HOST": P.API_IP,
-                   "KUBERNETES_SERVICE_PORT": str(P.API_PORT),
-                   "RUST_LOG": os.environ.get("HOPWATCH_LAB_LOG", "info")}
-            self.start(f"hopwatch-{agent.node_name}", agent.netns, [binary, "run", "--config", path], env=env)
-        for agent in self.plan.role("agent"):
-            ready = lambda a=agent: http_get(a.netns, a.ip, P.AGENT_PORT, "/readyz")[0] == 200
-            self.wait(f"hopwatch on {agent.node_name}", ready, 60, f"hopwatch-{agent.node_name}")
+        path = self.agent_config(agent)
+        check = netns.run([binary, "check-config", path], check=False)
+        if check.returncode != 0:
+            raise LabError(f"hopwatch rejects the lab's config: {(check.stderr + check.stdout).strip()}")
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "NODE_NAME": agent.node_name, "POD_IP": agent.ip, "POD_NAME": agent.name,
+               "POD_NAMESPACE": agent.namespace, "KUBERNETES_SERVICE_HOST": P.API_IP,
+               "KUBERNETES_SERVICE_PORT": str(P.API_PORT),
+               "RUST_LOG": os.environ.get("HOPWATCH_LAB_LOG", "info")}
+        self.start(f"hopwatch-{agent.node_name}", agent.netns, [binary, "run", "--config", path], env=env)
+
+    def wait_agent(self, agent):
+        ready = lambda: http_get(agent.netns, agent.ip, P.AGENT_PORT, "/readyz")[0] == 200
+        self.wait(f"hopwatch on {agent.node_name}", ready, 60, f"hopwatch-{agent.node_name}")
 
     def start_prometheus(self):
-        rules, warnings = prom.rule_files(self.st.params.get("rules"))
+        rules, warnings = prom.rule_files(self.st.params.get("rules"), int(self.st.params.get("time_scale") or 1),
+                                          self.st.file("prometheus", "rules"))
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
         self.st.params["rule_files"] = rules

@@ -1,13 +1,30 @@
 """The Kubernetes objects the fake API server starts with: Namespaces, Nodes, Services,
-EndpointSlices shaped like the endpointslice controller's, an IngressClass and an Ingress
-whose status carries the load balancer address. Everything else in the lab (kube-proxy
-rules, DNS zones, the ingress controller's routes) is generated from what the API server
-serves, never from this module directly.
+EndpointSlices shaped like the endpointslice controller's, the Pods behind them (labels,
+node, declared ports, IP, Ready condition, as kubelet reports them), an IngressClass and an
+Ingress whose status carries the load balancer address. Everything else in the lab
+(kube-proxy rules, DNS zones, the ingress controller's routes) is generated from what the
+API server serves, never from this module directly.
+
+A fault that changes readiness changes the Pod's Ready condition and its endpoint's
+together (`set_pod_ready`), as kubelet and the endpointslice controller would; one that
+kills a pod's process leaves both Ready, which is the point of it.
 """
 
 from . import plan as P
 
 WORKLOAD_PORT = 8080
+# The ports each role's containers declare: (name, containerPort, protocol).
+CONTAINER_PORTS = {
+    "workload": [("http", WORKLOAD_PORT, "TCP")],
+    "dns": [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")],
+    "ingress": [("http", 80, "TCP"), ("https", 443, "TCP")],
+}
+# The labels of each role's pods: what the Services of build() select.
+POD_LABELS = {
+    "workload": lambda pod: {"app": pod.app},
+    "dns": lambda pod: {"k8s-app": "kube-dns"},
+    "ingress": lambda pod: {"app": "ingress-nginx"},
+}
 # Service → (ClusterIP or "None", [(port name, port, target port, protocol)])
 SERVICES = {
     ("shop", "web"): ("10.96.100.10", [("http", 80, WORKLOAD_PORT, "TCP")]),
@@ -81,6 +98,7 @@ def build(lab):
         pods = [p for p in lab.role("workload") if p.app == name]
         items.append(service(namespace, name, cluster_ip, ports, {"app": name}))
         items.append(endpoint_slice(namespace, name, ports, pods))
+    items += [pod_object(p) for p in lab.pods if p.role in CONTAINER_PORTS]
     items.append({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                   "metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}})
     items.append(ingress())
@@ -94,6 +112,57 @@ def node(lab, n):
             "status": {"addresses": [{"type": "InternalIP", "address": P.underlay_ip(n)},
                                      {"type": "Hostname", "address": P.node_name(n)}],
                        "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def container_name(pod):
+    """The name of the pod's one container: its app (`web`), or its role."""
+    return pod.app or pod.role
+
+
+def pod_object(pod):
+    """The Pod of a lab pod (a plan.Pod), Running and Ready on its node."""
+    ports = [{"name": n, "containerPort": p, "protocol": proto} for n, p, proto in CONTAINER_PORTS[pod.role]]
+    container = {"name": container_name(pod), "image": f"registry.lab/{container_name(pod)}:lab", "ports": ports}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": meta(pod.namespace, pod.name, POD_LABELS[pod.role](pod)),
+            "spec": {"nodeName": pod.node_name, "containers": [container]},
+            "status": pod_status(pod, True)}
+
+
+def pod_status(pod, ready):
+    """The status kubelet reports for a running pod whose container is (not) ready."""
+    return {"phase": "Running", "hostIP": P.underlay_ip(pod.node), "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
+            "conditions": pod_conditions(container_name(pod), ready),
+            "containerStatuses": [{"name": container_name(pod), "ready": ready, "started": True, "restartCount": 0,
+                                   "image": f"registry.lab/{container_name(pod)}:lab",
+                                   "state": {"running": {}}}]}
+
+
+def pod_conditions(container, ready):
+    flag = "True" if ready else "False"
+    unready = {} if ready else {"reason": "ContainersNotReady",
+                                "message": f"containers with unready status: [{container}]"}
+    return [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": flag, **unready}, {"type": "Ready", "status": flag, **unready}]
+
+
+def set_pod_ready(obj, ready):
+    """Turns a Pod object's container and Ready conditions to `ready`, in place, as kubelet
+    would when its readiness probe starts or stops passing."""
+    status = obj.setdefault("status", {})
+    containers = status.get("containerStatuses") or []
+    for c in containers:
+        c["ready"] = ready
+    names = [c.get("name", "") for c in containers] or [c.get("name", "") for c in obj["spec"]["containers"]]
+    fresh = {c["type"]: c for c in pod_conditions(" ".join(names), ready)}
+    kept = [c for c in status.get("conditions") or [] if c.get("type") not in ("ContainersReady", "Ready")]
+    status["conditions"] = kept + [fresh["ContainersReady"], fresh["Ready"]]
+    return obj
+
+
+def selects(selector, labels):
+    """Whether a Service selector (equality only) picks a pod with these labels."""
+    return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
 
 
 def ingress():

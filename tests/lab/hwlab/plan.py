@@ -8,9 +8,11 @@ Addresses (all inside the lab's own namespaces):
     10.250.0.10     the load balancer address of the ingress controller's Service
 """
 
+import os
 from dataclasses import dataclass, field
 
-PREFIX = "hwl-"
+# Every namespace name starts with this; another prefix lets a second lab run beside the first.
+PREFIX = os.environ.get("HOPWATCH_LAB_PREFIX") or "hwl-"
 SERVICE_CIDR = "10.96.0.0/12"
 POD_CIDR = "10.244.0.0/16"
 LB_CIDR = "10.250.0.0/24"

@@ -10,16 +10,20 @@ import glob
 import json
 import os
 
-from .netns import run
+from . import timescale
+from .netns import LabError, run
 
 PORT = 9090
 
 
-def rule_files(source):
-    """Rule files under `source` (a file or a directory), each checked with promtool.
+def rule_files(source, scale=1, scaled_dir=None):
+    """Rule files under `source` (a file or a directory), each checked with promtool; with
+    `scale` over 1, copies in `scaled_dir` with every duration divided by it (timescale.py).
     Returns (accepted files, warnings)."""
     if not source:
         return [], []
+    if scale > 1:
+        return scaled_files(rule_files(source)[0], scale, scaled_dir)
     if os.path.isdir(source):
         files = sorted(glob.glob(os.path.join(source, "*.yml")) + glob.glob(os.path.join(source, "*.yaml")))
     elif os.path.isfile(source):
@@ -36,12 +40,31 @@ def rule_files(source):
     return ok, warnings
 
 
-def targets(lab):
+def scaled_files(files, scale, directory):
+    os.makedirs(directory, exist_ok=True)
+    ok = []
+    for f in files:
+        with open(f, encoding="utf-8") as src:
+            text = timescale.header(os.path.relpath(f), scale) + timescale.scale(src.read(), scale)
+        path = os.path.join(directory, os.path.basename(f))
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+        check = run(["promtool", "check", "rules", path], check=False)
+        if check.returncode != 0:
+            raise LabError(f"rules: {f} scaled by {scale} is refused by promtool: "
+                           f"{(check.stdout + check.stderr).strip()[-400:]}")
+        ok.append(path)
+    return ok, []
+
+
+def targets(lab, gone=()):
+    """The agents' pods as Kubernetes service discovery lists them, without the nodes in
+    `gone` (whose agent pod no longer exists)."""
     return [{"targets": [f"{a.ip}:9808"],
              "labels": {"__meta_kubernetes_namespace": a.namespace, "__meta_kubernetes_pod_name": a.name,
                         "__meta_kubernetes_pod_node_name": a.node_name, "__meta_kubernetes_service_name": "hopwatch",
                         "__meta_kubernetes_pod_container_port_name": "metrics"}}
-            for a in lab.role("agent")]
+            for a in lab.role("agent") if a.node_name not in gone]
 
 
 def config(st, rules):
@@ -70,11 +93,18 @@ def config(st, rules):
     return json.dumps(doc, indent=1) + "\n"
 
 
+def write_targets(st, lab):
+    """agents.json, which Prometheus re-reads every 5 s (atomically replaced)."""
+    path = st.file("prometheus", "agents.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(targets(lab, st.data.get("agents_gone") or []), f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def write(st, lab, rules):
     d = st.file("prometheus")
     os.makedirs(os.path.join(d, "data"), exist_ok=True)
-    with open(os.path.join(d, "agents.json"), "w", encoding="utf-8") as f:
-        json.dump(targets(lab), f, indent=1)
+    write_targets(st, lab)
     path = os.path.join(d, "prometheus.yml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(config(st, rules))

@@ -16,8 +16,9 @@ import os
 import signal
 import time
 
+from .plan import PREFIX  # noqa: F401  (lab.py and `lab` read it from here)
+
 DEFAULT_DIR = "/run/hopwatch-lab"
-PREFIX = "hwl-"
 
 
 def run_dir():
