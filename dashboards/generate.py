@@ -328,7 +328,7 @@ def dns():
                        [target(f'max by (target, server, mode) (hopwatch_dns_queries_per_lookup{{{d}}})',
                                "{{target}} via {{server}} ({{mode}})")], "short"), 12, 8)
     lay.add(timeseries("NXDOMAIN ratio by target", "Share of the wire queries of lookups as "
-                       "written that were answered NXDOMAIN. Above 0.75 the "
+                       "written that were answered NXDOMAIN. Above 0.78 the "
                        "HopwatchDNSNXDomainRatioHigh alert fires.",
                        [target(f'sum by (target, server) (rate(hopwatch_dns_queries_total{{{d}, mode="search", rcode="NXDOMAIN"}}[$__rate_interval]))\n'
                                f'/ sum by (target, server) (rate(hopwatch_dns_queries_total{{{d}, mode="search"}}[$__rate_interval]))',

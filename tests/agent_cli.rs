@@ -371,6 +371,8 @@ fn sighup_with_a_bad_config_keeps_the_old_one() {
     let agent = Agent::start(&path);
     agent.wait_for(r#"hopwatch_targets{hop="dns"}"#, |n| n == 1.0, FIVE_SECONDS);
 
+    let ok = "hopwatch_config_last_reload_successful";
+    assert_eq!(value(&agent.metrics(), ok), Some(1.0), "the initial load");
     std::fs::write(&path, "dns:\n  - name: web\n    interval_seconds: -1\n").unwrap();
     agent.signal("HUP");
 
@@ -380,6 +382,7 @@ fn sighup_with_a_bad_config_keeps_the_old_one() {
         value(&text, r#"hopwatch_config_reloads_total{result="success"}"#),
         Some(0.0)
     );
+    assert_eq!(value(&text, ok), Some(0.0), "{text}");
     assert_eq!(
         value(&text, r#"hopwatch_targets{hop="dns"}"#),
         Some(1.0),
@@ -417,6 +420,10 @@ fn a_changed_config_file_is_picked_up() {
     let text = agent.wait_for(r#"hopwatch_targets{hop="dns"}"#, |n| n == 2.0, FIVE_SECONDS);
     assert_eq!(
         value(&text, r#"hopwatch_config_reloads_total{result="success"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "hopwatch_config_last_reload_successful"),
         Some(1.0)
     );
     assert!(text.contains(r#"target="api""#), "{text}");

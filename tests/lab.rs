@@ -15,6 +15,8 @@ mod harness;
 
 #[path = "lab/alerts.rs"]
 mod alerts;
+#[path = "lab/alerts_clock.rs"]
+mod alerts_clock;
 #[path = "lab/dashboards.rs"]
 mod dashboards;
 #[path = "lab/discovery.rs"]

@@ -79,6 +79,7 @@ pub struct Metrics {
     schedule_lag: Histogram,
     reloads: IntCounterVec,
     last_reload_success: Gauge,
+    last_reload_ok: Gauge,
     otlp_exports: IntCounterVec,
     /// Readiness, verdicts and watches: series about the cluster, not about one target.
     pub cluster: cluster::ClusterMetrics,
@@ -185,6 +186,10 @@ impl Metrics {
             last_reload_success: r.gauge(
                 "hopwatch_config_last_reload_success_timestamp_seconds",
                 "Unix time the configuration was last applied, the initial one included.",
+            ),
+            last_reload_ok: r.gauge(
+                "hopwatch_config_last_reload_successful",
+                "1 when the last configuration load was applied, 0 when it was rejected and the previous one keeps running.",
             ),
             otlp_exports: r.counters(
                 "hopwatch_otlp_exports_total",
@@ -392,6 +397,7 @@ impl Metrics {
     /// The initial configuration was applied at `at`.
     pub fn config_applied(&self, at: SystemTime) {
         self.last_reload_success.set(unix_seconds(at));
+        self.last_reload_ok.set(1.0);
     }
 
     /// A reloaded configuration was applied at `at`.
@@ -403,6 +409,7 @@ impl Metrics {
     /// A reloaded configuration was rejected; the previous one keeps running.
     pub fn reload_failed(&self) {
         self.reloads.with_label_values(&["failure"]).inc();
+        self.last_reload_ok.set(0.0);
     }
 
     /// The OTLP exporter started: both of its results exist from now on, at 0.
@@ -647,6 +654,11 @@ mod tests {
     fn reloads_and_targets_exist_before_anything_happens() {
         let metrics = Metrics::new();
         metrics.reload_failed();
+        assert!(
+            metrics
+                .encode()
+                .contains("hopwatch_config_last_reload_successful 0\n")
+        );
         metrics.reload_succeeded(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
         let text = metrics.encode();
         assert!(
@@ -659,6 +671,10 @@ mod tests {
         );
         assert!(
             text.contains("hopwatch_config_last_reload_success_timestamp_seconds 1700000000\n")
+        );
+        assert!(
+            text.contains("hopwatch_config_last_reload_successful 1\n"),
+            "{text}"
         );
         for hop in Hop::ALL {
             assert!(
@@ -738,6 +754,9 @@ hopwatch_build_info{version="{VERSION}"} 1
 # HELP hopwatch_config_last_reload_success_timestamp_seconds Unix time the configuration was last applied, the initial one included.
 # TYPE hopwatch_config_last_reload_success_timestamp_seconds gauge
 hopwatch_config_last_reload_success_timestamp_seconds 0
+# HELP hopwatch_config_last_reload_successful 1 when the last configuration load was applied, 0 when it was rejected and the previous one keeps running.
+# TYPE hopwatch_config_last_reload_successful gauge
+hopwatch_config_last_reload_successful 0
 # HELP hopwatch_config_reloads_total Configuration reloads by result; a failed reload keeps the previous config.
 # TYPE hopwatch_config_reloads_total counter
 hopwatch_config_reloads_total{result="failure"} 0

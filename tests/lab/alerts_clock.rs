@@ -1,0 +1,222 @@
+//! Every alert of `alerts/hopwatch.rules.yaml` fires in the lab's real Prometheus for the fault
+//! it exists for, with labels naming the right Service, node, target or resource.
+//!
+//! The lab's Prometheus loads the shipped rules on a clock 30 times faster (`lab up
+//! --time-scale 30`, tests/lab/hwlab/timescale.py): every range window, `for:` and group
+//! `interval:` is divided by 30, and nothing else changes. `for: 1h` becomes 2 minutes, a
+//! 5-minute burn-rate window 10 s (ten 1 s scrapes), the 14-day certificate threshold stays 14
+//! days. The alerts' timings as written are checked by [`crate::alerts`] and promtool; this
+//! test checks that each expression, fed by the agents' real metrics, catches its fault.
+//!
+//! Three phases, each a set of faults that do not hide one another, then healed or kept:
+//! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
+//!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
+//! 2. around it: a stale public DNS record, DNS packet loss, a throttled agent, a bad config
+//!    edit, a ClusterRole without ingresses;
+//! 3. the agents themselves: one killed, one pod gone, then every pod gone.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Lab, eventually};
+use crate::{WAIT, all_healthy};
+
+/// How much faster the lab's rule clock runs.
+const SCALE: &str = "30";
+
+const SHOP_INGRESS: &str = "shop/front/shop.example.com/";
+const API_INGRESS: &str = "shop/front/api.example.com/";
+
+/// An alert that must be firing, with some of its labels.
+type Expected = (&'static str, &'static [(&'static str, &'static str)]);
+
+const DATA_PATH: [Expected; 14] = [
+    (
+        "HopwatchServiceNoReadyEndpoints",
+        &[
+            ("namespace", "shop"),
+            ("service", "cart"),
+            ("reason", "no_endpoints"),
+        ],
+    ),
+    ("HopwatchClusterIPFailingOnNode", &[("node", "node-2")]),
+    (
+        "HopwatchTLSVerificationFailing",
+        &[
+            ("hop", "ingress"),
+            ("target", SHOP_INGRESS),
+            ("result", "tls_expired"),
+        ],
+    ),
+    (
+        "HopwatchCertificateExpiryImminent",
+        &[("target", SHOP_INGRESS), ("severity", "critical")],
+    ),
+    (
+        "HopwatchCertificateExpiringSoon",
+        &[("target", API_INGRESS), ("severity", "warning")],
+    ),
+    (
+        "HopwatchServiceEndpointsUnreachable",
+        &[("namespace", "shop"), ("service", "web")],
+    ),
+    (
+        "HopwatchDNSNXDomainRatioHigh",
+        &[("target", "shop.example.com"), ("server", "resolv.conf")],
+    ),
+    (
+        "HopwatchDNSAmplificationHigh",
+        &[("target", "shop.example.com"), ("server", "resolv.conf")],
+    ),
+    (
+        "HopwatchServiceErrorBudgetBurn",
+        &[("severity", "critical")],
+    ),
+    ("HopwatchServiceErrorBudgetBurn", &[("severity", "warning")]),
+    (
+        "HopwatchIngressErrorBudgetBurn",
+        &[("severity", "critical")],
+    ),
+    ("HopwatchIngressErrorBudgetBurn", &[("severity", "warning")]),
+    ("HopwatchPodErrorBudgetBurn", &[("severity", "critical")]),
+    ("HopwatchPodErrorBudgetBurn", &[("severity", "warning")]),
+];
+
+const AROUND: [Expected; 6] = [
+    (
+        "HopwatchLoadBalancerErrorBudgetBurn",
+        &[("hop", "loadbalancer"), ("severity", "critical")],
+    ),
+    (
+        "HopwatchDNSResolverTimeouts",
+        &[("node", "node-2"), ("server", "static")],
+    ),
+    (
+        "HopwatchDNSErrorBudgetBurn",
+        &[("hop", "dns"), ("severity", "critical")],
+    ),
+    ("HopwatchScheduleLagHigh", &[("node", "node-1")]),
+    ("HopwatchConfigReloadFailing", &[]),
+    ("HopwatchKubeNotSynced", &[("resource", "ingresses")]),
+];
+
+const AGENTS: [Expected; 2] = [
+    (
+        "HopwatchAgentDown",
+        &[("node", "node-2"), ("pod", "hopwatch-node-2")],
+    ),
+    ("HopwatchAgentMissingOnNode", &[("node", "node-1")]),
+];
+
+const NONE_LEFT: [Expected; 1] = [("HopwatchAgentsAbsent", &[("severity", "critical")])];
+
+fn firing(alert: &Value, (name, labels): &Expected) -> bool {
+    let l = &alert["labels"];
+    alert["state"] == "firing" && l["alertname"] == *name && labels.iter().all(|(k, v)| l[*k] == *v)
+}
+
+/// The firing alerts once every one of `expected` fires; otherwise what is missing.
+fn all_firing(lab: &Lab, expected: &[Expected]) -> Result<Vec<Value>, String> {
+    let alerts = lab.prom_alerts()?;
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|e| !alerts.iter().any(|a| firing(a, e)))
+        .map(|(name, labels)| format!("{name} {labels:?}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(alerts)
+    } else {
+        let have: Vec<String> = alerts
+            .iter()
+            .map(|a| format!("{} {}", a["state"], a["labels"]))
+            .collect();
+        Err(format!("missing {missing:#?}; present: {have:#?}"))
+    }
+}
+
+/// Names of the firing alerts among `alerts`.
+fn names(alerts: &[Value]) -> BTreeSet<String> {
+    alerts
+        .iter()
+        .filter(|a| a["state"] == "firing")
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Every `alert:` of the shipped rules file.
+fn shipped_alerts() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/hopwatch.rules.yaml");
+    let text = std::fs::read_to_string(path).expect("read alerts/hopwatch.rules.yaml");
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
+    let started = Instant::now();
+    let lab = Lab::up_with(&["--time-scale", SCALE]);
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    // 30 s here is 15 minutes of the rules' time: long enough for any `for:` but the hour ones.
+    std::thread::sleep(Duration::from_secs(30));
+    let quiet = lab.prom_alerts().unwrap_or_else(|e| panic!("{e}"));
+    assert!(quiet.is_empty(), "alerts in the healthy lab: {quiet:#?}");
+    let mut fired = BTreeSet::new();
+
+    lab.fault(&["no-endpoints", "--service", "shop/cart"]);
+    lab.fault(&["kube-proxy", "--node", "node-2", "--service", "shop/api"]);
+    lab.fault(&["cert", "--host", "shop.example.com", "--kind", "expired"]);
+    lab.fault(&["cert", "--host", "api.example.com", "--kind", "expiring"]);
+    lab.fault(&["kill-pod", "--pod", "web-3"]);
+    lab.fault(&["search", "--node", "node-1"]);
+    // The `for: 1h` ones (2 minutes here) are the last.
+    let alerts = eventually("the data path's alerts", Duration::from_secs(240), || {
+        all_firing(&lab, &DATA_PATH)
+    });
+    let expected: BTreeSet<String> = DATA_PATH.iter().map(|e| e.0.to_string()).collect();
+    let unexpected: Vec<String> = names(&alerts).difference(&expected).cloned().collect();
+    assert!(unexpected.is_empty(), "also firing: {unexpected:?}");
+    fired.extend(names(&alerts));
+
+    // A stale record for api.example.com would turn api's verdicts to `loadbalancer` and
+    // hide the ClusterIP alert: it comes now, with the other faults around the data path.
+    lab.fault(&["lb-dns", "--host", "api.example.com"]);
+    lab.fault(&["dns-loss", "--node", "node-2", "--percent", "30"]);
+    lab.fault(&["throttle", "--node", "node-1"]);
+    lab.fault(&["config", "--node", "node-1"]);
+    lab.fault(&["rbac", "--resource", "ingresses", "--node", "node-2"]);
+    let alerts = eventually(
+        "the alerts around the data path",
+        Duration::from_secs(150),
+        || all_firing(&lab, &AROUND),
+    );
+    fired.extend(names(&alerts));
+    lab.heal(&["throttle", "--node", "node-1"]);
+    lab.heal(&["config", "--node", "node-1"]);
+
+    lab.fault(&["agent-stop", "--node", "node-2"]);
+    lab.fault(&["agent-gone", "--node", "node-1"]);
+    let alerts = eventually("the agents' alerts", Duration::from_secs(90), || {
+        all_firing(&lab, &AGENTS)
+    });
+    fired.extend(names(&alerts));
+    lab.fault(&["agent-gone", "--node", "all"]);
+    let alerts = eventually("no agent at all", Duration::from_secs(90), || {
+        all_firing(&lab, &NONE_LEFT)
+    });
+    fired.extend(names(&alerts));
+
+    let never: Vec<String> = shipped_alerts().difference(&fired).cloned().collect();
+    assert!(
+        never.is_empty(),
+        "shipped alerts no fault raised: {never:?}"
+    );
+    eprintln!(
+        "every alert fired ({} names) in {:?}",
+        fired.len(),
+        started.elapsed()
+    );
+}
