@@ -281,26 +281,13 @@ class Faults(OpsFaults):
 
     def fault_dns_block(self, args):
         n = self.node(args)
-        ns = self.lab.plan.node_netns(n)
-        ipt = ["iptables", "-w"]
-        netns.exec_in(ns, ipt + ["-N", NETPOL_CHAIN], check=False)
-        netns.exec_in(ns, ipt + ["-F", NETPOL_CHAIN])
-        for proto in ("udp", "tcp"):
-            netns.exec_in(ns, ipt + ["-A", NETPOL_CHAIN, "-s", P.node_cidr(n), "-p", proto, "--dport", "53",
-                                     "-j", "DROP"])
-        if netns.exec_in(ns, ipt + ["-C", "FORWARD", "-j", NETPOL_CHAIN], check=False).returncode != 0:
-            netns.exec_in(ns, ipt + ["-I", "FORWARD", "1", "-j", NETPOL_CHAIN])
+        netns.install_forward_chain(self.lab.plan.node_netns(n), NETPOL_CHAIN, [
+            ["-s", P.node_cidr(n), "-p", proto, "--dport", "53", "-j", "DROP"] for proto in ("udp", "tcp")])
         self.record("dns-block", args)
         return {"node": args.node}
 
     def heal_dns_block(self, args):
-        n = self.node(args)
-        ns = self.lab.plan.node_netns(n)
-        ipt = ["iptables", "-w"]
-        while netns.exec_in(ns, ipt + ["-D", "FORWARD", "-j", NETPOL_CHAIN], check=False).returncode == 0:
-            pass
-        netns.exec_in(ns, ipt + ["-F", NETPOL_CHAIN], check=False)
-        netns.exec_in(ns, ipt + ["-X", NETPOL_CHAIN], check=False)
+        netns.remove_forward_chain(self.lab.plan.node_netns(self.node(args)), NETPOL_CHAIN)
         self.forget("dns-block", args)
         return {"node": args.node}
 

@@ -44,6 +44,27 @@ def exec_in(ns, argv, input_text=None, check=True):
     return run(["ip", "netns", "exec", ns, *argv], input_text=input_text, check=check)
 
 
+def install_forward_chain(ns, chain, rules):
+    """Fills iptables chain CHAIN of namespace NS with RULES (argument lists after `-A CHAIN`)
+    and jumps to it first thing in FORWARD. Running it again replaces the rules."""
+    ipt = ["iptables", "-w"]
+    exec_in(ns, ipt + ["-N", chain], check=False)
+    exec_in(ns, ipt + ["-F", chain])
+    for rule in rules:
+        exec_in(ns, ipt + ["-A", chain] + rule)
+    if exec_in(ns, ipt + ["-C", "FORWARD", "-j", chain], check=False).returncode != 0:
+        exec_in(ns, ipt + ["-I", "FORWARD", "1", "-j", chain])
+
+
+def remove_forward_chain(ns, chain):
+    """Undoes install_forward_chain; quiet when the chain is not there."""
+    ipt = ["iptables", "-w"]
+    while exec_in(ns, ipt + ["-D", "FORWARD", "-j", chain], check=False).returncode == 0:
+        pass
+    exec_in(ns, ipt + ["-F", chain], check=False)
+    exec_in(ns, ipt + ["-X", chain], check=False)
+
+
 def sysctl(ns, key, value):
     path = "/proc/sys/" + key.replace(".", "/")
     exec_in(ns, ["sh", "-c", f"echo {value} > {path}"])

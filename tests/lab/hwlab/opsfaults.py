@@ -88,24 +88,14 @@ class OpsFaults:
         percent = float(args.percent or 30)
         if not 0 < percent <= 100:
             raise LabError(f"--percent {args.percent}: between 0 (exclusive) and 100")
-        ns, ipt = self.lab.plan.node_netns(n), ["iptables", "-w"]
-        netns.exec_in(ns, ipt + ["-N", LOSS_CHAIN], check=False)
-        netns.exec_in(ns, ipt + ["-F", LOSS_CHAIN])
-        netns.exec_in(ns, ipt + ["-A", LOSS_CHAIN, "-s", P.node_cidr(n), "-p", "udp", "--dport", "53", "-m",
-                                 "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}", "-j",
-                                 "DROP"])
-        if netns.exec_in(ns, ipt + ["-C", "FORWARD", "-j", LOSS_CHAIN], check=False).returncode != 0:
-            netns.exec_in(ns, ipt + ["-I", "FORWARD", "1", "-j", LOSS_CHAIN])
+        netns.install_forward_chain(self.lab.plan.node_netns(n), LOSS_CHAIN, [
+            ["-s", P.node_cidr(n), "-p", "udp", "--dport", "53", "-m", "statistic", "--mode", "random",
+             "--probability", f"{percent / 100:.4f}", "-j", "DROP"]])
         self.record("dns-loss", args)
         return {"node": args.node, "percent": percent}
 
     def heal_dns_loss(self, args):
-        n = self.node(args)
-        ns, ipt = self.lab.plan.node_netns(n), ["iptables", "-w"]
-        while netns.exec_in(ns, ipt + ["-D", "FORWARD", "-j", LOSS_CHAIN], check=False).returncode == 0:
-            pass
-        netns.exec_in(ns, ipt + ["-F", LOSS_CHAIN], check=False)
-        netns.exec_in(ns, ipt + ["-X", LOSS_CHAIN], check=False)
+        netns.remove_forward_chain(self.lab.plan.node_netns(self.node(args)), LOSS_CHAIN)
         self.forget("dns-loss", args)
         return {"node": args.node}
 
