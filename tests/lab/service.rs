@@ -79,7 +79,15 @@ fn healthy_lab_every_verdict_is_none_and_every_probe_succeeds() {
 fn selector_matching_no_pod_shows_as_no_endpoints() {
     let lab = Lab::up();
     eventually("healthy", WAIT, || all_healthy(&lab));
-    lab.fault(&["no-endpoints", "--service", "shop/api"]);
+    // The Service's selector is edited to a label no pod carries; the endpointslice
+    // controller then empties its slice.
+    lab.fault(&[
+        "selector",
+        "--service",
+        "shop/api",
+        "--selector",
+        "app=payments",
+    ]);
     eventually("shop/api reported empty, reason no_endpoints", WAIT, || {
         for node in NODES {
             let e = lab.try_metrics(node)?;
@@ -98,7 +106,7 @@ fn selector_matching_no_pod_shows_as_no_endpoints() {
         probes(e, "service", "shop/api:80", "refused")
     });
     verdict_is(&lab, &NODES, ("shop", "web"), "none").unwrap_or_else(|e| panic!("{e}"));
-    lab.heal(&["no-endpoints", "--service", "shop/api"]);
+    lab.heal(&["selector", "--service", "shop/api"]);
     eventually("recovered", WAIT, || all_healthy(&lab));
 }
 
