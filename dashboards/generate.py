@@ -536,9 +536,15 @@ def agent():
                        "configuration.",
                        [target(f'sum by (result) (increase(hopwatch_config_reloads_total{{{AGENT}}}[$__rate_interval]))',
                                "{{result}}")], "short"), 8, 8)
+    lay.add(stat("Agents on a rejected config", "Agents whose last configuration reload was "
+                 "rejected: they keep probing with the previous one. Their logs name the field "
+                 "and line; HopwatchConfigReloadFailing pages after a minute.",
+                 f'count(hopwatch_config_last_reload_successful{{{AGENT}}} == 0) or vector(0)',
+                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                           {"color": "red", "value": 1}]}), 4, 8)
     lay.add(timeseries("Time since the config was applied", "Per agent.",
                        [target(f'time() - max by (node) (hopwatch_config_last_reload_success_timestamp_seconds{{{AGENT}}})',
-                               "{{node}}")], "s"), 12, 8)
+                               "{{node}}")], "s"), 8, 8)
     lay.add(timeseries("Series per agent", "Samples each scrape returns: the agent's "
                        "cardinality, which grows with targets and Services.",
                        [target(f'scrape_samples_scraped{{{job}}}', "{{node}}")], "short"), 12, 8)
