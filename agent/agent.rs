@@ -1,6 +1,6 @@
 //! Wires config, scheduler, metrics, server and reload together, and runs until shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -214,6 +214,8 @@ struct Agent {
     /// Running while the config has an `otlp` section.
     otlp: Option<otlp::Exporter>,
     node: String,
+    /// Keys both a configured and a discovered target have; warned about once.
+    shadowed: BTreeSet<TargetKey>,
 }
 
 impl Agent {
@@ -238,6 +240,7 @@ impl Agent {
             discovery: None,
             otlp: None,
             node: cluster::node_name(),
+            shadowed: BTreeSet::new(),
         };
         agent.start_otlp();
         agent.start_discovery().await?;
@@ -330,6 +333,15 @@ impl Agent {
             }
             plan = cluster::plan(discovery, kube, &self.node, &self.metrics);
         }
+        let shadowed = plan.drop_shadowed(&all);
+        for key in shadowed.difference(&self.shadowed) {
+            tracing::warn!(
+                target = %key,
+                "a configured target has the key of a discovered one: the configured one is \
+                 probed; give it another id to probe both"
+            );
+        }
+        self.shadowed = shadowed;
         all.append(&mut plan.targets);
         let gone = self
             .sink

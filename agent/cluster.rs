@@ -2,7 +2,7 @@
 //! targets for the scheduler, readiness series and the Service memberships verdicts are
 //! judged by.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -69,6 +69,25 @@ pub struct Plan {
     pub members: BTreeMap<ObjKey, Membership>,
     /// Lookups through the cluster DNS Service's ClusterIP, which every verdict depends on.
     pub cluster_dns: Vec<TargetKey>,
+}
+
+impl Plan {
+    /// Drops the discovered targets whose key a `configured` (static) target already has, and
+    /// returns those keys. The configured target is the one probed: it was written on
+    /// purpose, and the scheduler runs one target per key.
+    pub fn drop_shadowed(&mut self, configured: &[Target]) -> BTreeSet<TargetKey> {
+        let taken: BTreeSet<TargetKey> = configured.iter().map(Target::key).collect();
+        let mut shadowed = BTreeSet::new();
+        self.targets.retain(|target| {
+            let key = target.key();
+            let keep = !taken.contains(&key);
+            if !keep {
+                shadowed.insert(key);
+            }
+            keep
+        });
+        shadowed
+    }
 }
 
 /// Derives this node's plan from the stores and records readiness. Pure but for metrics.
@@ -254,5 +273,49 @@ fn dns_check(
         target,
         server: server_label.to_string(),
         expect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Schedule;
+
+    fn tcp(hop: Hop, id: &str, port: u16) -> Target {
+        Target::Connect(ConnectTarget {
+            key: key(hop, id),
+            addresses: vec![SocketAddr::from(([10, 0, 0, 1], port))],
+            schedule: Schedule {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+                jitter: Duration::ZERO,
+            },
+        })
+    }
+
+    #[test]
+    fn a_configured_target_shadows_a_discovered_one_with_its_key() {
+        let configured = [tcp(Hop::Service, "shop/web:80", 8080)];
+        let mut plan = Plan {
+            targets: vec![
+                tcp(Hop::Service, "shop/web:80", 80),
+                tcp(Hop::Pod, "shop/web:80", 80),
+                tcp(Hop::Service, "shop/api:80", 80),
+            ],
+            ..Plan::default()
+        };
+        let shadowed = plan.drop_shadowed(&configured);
+        assert_eq!(shadowed, BTreeSet::from([key(Hop::Service, "shop/web:80")]));
+        let left: Vec<TargetKey> = plan.targets.iter().map(Target::key).collect();
+        assert_eq!(
+            left,
+            [
+                key(Hop::Pod, "shop/web:80"),
+                key(Hop::Service, "shop/api:80")
+            ],
+            "same id on another hop is another target"
+        );
     }
 }
