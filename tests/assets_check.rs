@@ -9,9 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
+
+#[path = "support/tempdir.rs"]
+mod tempdir;
+
+use tempdir::TempDir;
 
 /// What to install for each program the checks run.
 const INSTALL: &[(&str, &str)] = &[
@@ -96,39 +100,6 @@ fn assert_rejected(what: &str, output: &Output, needles: &[&str]) {
     }
 }
 
-/// A temporary directory, removed on drop (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "hopwatch-assets-{}-{n}-{label}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-
-    fn path(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 // Alerts --------------------------------------------------------------------------------
 
 #[test]
@@ -178,9 +149,9 @@ fn the_alert_check_rejects_an_undocumented_untested_alert() {
         &[
             "tests/assets/check_alerts.py",
             "--rules",
-            &rules,
+            &rules.to_string_lossy(),
             "--tests",
-            &tests.path(),
+            &tests.path().to_string_lossy(),
         ],
     );
     assert_rejected(
@@ -238,9 +209,9 @@ fn the_query_check_rejects_unknown_metrics_labels_values_and_syntax() {
         &[
             "tests/assets/check_queries.py",
             "--dashboards",
-            &dir.path(),
+            &dir.path().to_string_lossy(),
             "--runbook",
-            &runbook,
+            &runbook.to_string_lossy(),
         ],
     );
     assert_rejected(
@@ -436,7 +407,11 @@ fn schema_validation_rejects_unknown_and_invalid_fields() {
     );
     let out = run(
         "python3",
-        &["tests/assets/check_deploy.py", "--validate-only", &manifest],
+        &[
+            "tests/assets/check_deploy.py",
+            "--validate-only",
+            &manifest.to_string_lossy(),
+        ],
     );
     assert_rejected(
         "schema validation of bad objects",

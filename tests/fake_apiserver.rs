@@ -3,6 +3,7 @@
 //! bookmarks, 410 after compaction, dropped connections, kubectl, and kube-rs's own watcher.
 
 mod fakeapi_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -7,6 +7,7 @@
 //! balancer's address for a public name. See `nginx_support` for the lab.
 
 mod nginx_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -3,7 +3,8 @@
 //! [`FakeApi`] starts the server on a free loopback port, writes a kubeconfig for it in a private
 //! temp dir, and gives tests a small blocking HTTP/1.1 client (plain or TLS) for writes, raw
 //! watches and the `/_fake/` fault-injection endpoints. Dropping it kills the process by PID and
-//! removes the temp dir, also when the test panics (the server log is printed then).
+//! removes the temp dir, also when the test panics (the server log is printed then). A test
+//! binary that loads this module loads `support` too (for its `TempDir`).
 
 #![allow(dead_code)] // shared by several test binaries; each uses a subset
 
@@ -15,12 +16,12 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub use crate::support::TempDir;
 use wire::{Conn, Wire, header};
 pub use wire::{WatchEnd, WatchItem, WatchStream};
 
@@ -34,40 +35,6 @@ pub const GENERATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakeapi/
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A temp directory removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates a fresh, uniquely named directory under the system temp dir.
-    pub fn new(prefix: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "{prefix}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// How to start the fake apiserver.
 #[derive(Default)]

@@ -6,7 +6,8 @@
 //! temporary directory, starts `nginx` (`daemon off; master_process off;`: one process, no
 //! root needed) and waits until it accepts connections. Dropping the lab kills nginx by its
 //! PID and removes the directory, also when an assertion fails; a failing test prints nginx's
-//! error log. Nothing is sent outside 127.0.0.0/8 and `[::1]`.
+//! error log. Nothing is sent outside 127.0.0.0/8 and `[::1]`. A test binary that loads this
+//! module loads `support` too (for its `TempDir`).
 //!
 //! | server name                 | certificate          | answers                       |
 //! |-----------------------------|----------------------|-------------------------------|
@@ -33,9 +34,9 @@ pub mod pki;
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use crate::support::TempDir;
 use pki::{Leaf, Pki};
 
 pub const OK: &str = "ok.example.test";
@@ -94,8 +95,8 @@ impl Lab {
             v6,
             upstream: closed.local_addr().unwrap().port(),
         };
-        let conf_path = dir.write("nginx.conf", &conf.render(&pki));
-        let ca_file = dir.write("ca.pem", &pki.ca_pem);
+        let conf_path = dir.file("nginx.conf", &conf.render(&pki));
+        let ca_file = dir.file("ca.pem", &pki.ca_pem);
         let mut nginx = Nginx::spawn(&binary, &conf_path, dir.path());
         let mut listening = vec![
             ([127, 0, 0, 1], https).into(),
@@ -339,39 +340,5 @@ impl Drop for Nginx {
         if std::thread::panicking() {
             eprintln!("--- nginx error log ---\n{}", self.log());
         }
-    }
-}
-
-/// A temporary directory, removed with everything in it on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates `/tmp/hwt-<pid>-<n>-<label>`, unique within and across test processes.
-    pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("hwt-{}-{n}-{label}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `text` to `name` inside the directory and returns the file's path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
