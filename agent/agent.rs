@@ -242,10 +242,21 @@ impl Agent {
             node: cluster::node_name(),
             shadowed: BTreeSet::new(),
         };
+        agent.time_service_hop();
         agent.start_otlp();
         agent.start_discovery().await?;
         agent.apply_targets().await;
         Ok(agent)
+    }
+
+    /// `kubernetes.connect.service_histogram`: whether Service-hop connects are timed.
+    fn time_service_hop(&self) {
+        let timed = self
+            .config
+            .kubernetes
+            .as_ref()
+            .is_none_or(|k| k.service_histogram);
+        self.metrics.set_timed(Hop::Service, timed);
     }
 
     /// Starts pushing the metrics over OTLP when the config asks for it.
@@ -307,6 +318,7 @@ impl Agent {
         let kube_changed = config.kubernetes != self.config.kubernetes;
         let otlp_changed = config.otlp != self.config.otlp;
         self.config = config;
+        self.time_service_hop();
         if kube_changed && let Err(err) = self.start_discovery().await {
             tracing::error!("Kubernetes discovery stopped: {err}");
         }

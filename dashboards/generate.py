@@ -228,9 +228,11 @@ def request_path():
                      ratio_thresholds(good, warn), decimals=2), w, 4)
     lay.row("Latency, in request order: p50 and p99 of each attempt")
     for (hop, name), w in zip(HOPS, widths):
+        untimed = (" Empty when the agents run with `kubernetes.connect.service_histogram: "
+                   "false`." if hop == "service" else "")
         lay.add(timeseries(f"{name} latency", f"Duration of {name} hop probe attempts as the "
                            "user of the hop feels it (DNS: the lookup as written; Service and "
-                           "Pod: the TCP handshake; edge: the whole request).",
+                           "Pod: the TCP handshake; edge: the whole request)." + untimed,
                            [target(quantile(0.5, "hopwatch_probe_duration_seconds", hop_filter(hop)), "p50"),
                             target(quantile(0.99, "hopwatch_probe_duration_seconds", hop_filter(hop)), "p99", "B")],
                            "s", options={"legend": {"displayMode": "list", "placement": "bottom"},

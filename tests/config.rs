@@ -236,7 +236,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-unknown-connect-field.yaml",
-        "invalid-kubernetes-unknown-connect-field.yaml:5:5: kubernetes.connect: unknown field `timeout`, expected one of `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+        "invalid-kubernetes-unknown-connect-field.yaml:5:5: kubernetes.connect: unknown field `timeout`, expected one of `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `service_histogram`",
     ),
     (
         "invalid-kubernetes-unknown-dns-field.yaml",
@@ -261,6 +261,10 @@ const INVALID: &[(&str, &str)] = &[
     (
         "invalid-kubernetes-pod-probe-nodes-type.yaml",
         "invalid-kubernetes-pod-probe-nodes-type.yaml:2:20: kubernetes.pod_probe_nodes: expected a whole number from 1 to 1000, found `three`",
+    ),
+    (
+        "invalid-kubernetes-service-histogram-type.yaml",
+        "invalid-kubernetes-service-histogram-type.yaml:4:24: kubernetes.connect.service_histogram: expected `true` or `false`, found `sometimes`",
     ),
     (
         "invalid-kubernetes-namespace.yaml",
@@ -728,6 +732,7 @@ fn kubernetes_defaults() -> KubernetesConfig {
             dns_service: ObjKey::new("kube-system", "kube-dns"),
         },
         connect: schedule(15.0, 3.0, 1.0),
+        service_histogram: true,
         dns_names: vec!["kubernetes.default".into()],
         dns_flavor: Flavor::Glibc,
         dns_qtypes: QueryTypes::Both,
@@ -828,6 +833,7 @@ fn every_kubernetes_field_lands_where_it_should() {
     assert_eq!(sel.mode, AnnotationMode::OptIn);
     assert_eq!(sel.always, [ObjKey::new("default", "kubernetes")]);
     assert_eq!(k.connect, schedule(2.0, 1.6, 0.0));
+    assert!(!k.service_histogram);
     assert_eq!(
         k.dns_names,
         [

@@ -410,6 +410,24 @@ fn readiness_flapping_is_counted_per_flip() {
 }
 
 #[test]
+fn an_untimed_service_hop_is_counted_without_a_histogram() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let cluster = Cluster::start(net, web.objects());
+    let options = AgentOptions {
+        service_histogram: false,
+        ..AgentOptions::default()
+    };
+    let mut agent = Agent::start(&cluster, &options);
+    let e = agent.wait_for(PROBE, "probe every hop of shop/web", |e| healthy(e, &web));
+    let durations = |hop: &str| e.series("hopwatch_probe_duration_seconds_count", &[("hop", hop)]);
+    assert_eq!(durations("service").len(), 0, "no Service-hop histogram");
+    assert!(!durations("pod").is_empty(), "the Pod hop stays timed");
+    assert!(!durations("dns").is_empty(), "and the DNS hop");
+    assert!(probes(&e, "service", &web.target(), Some("success")) >= 1.0);
+}
+
+#[test]
 fn only_selected_services_have_series() {
     let net = Net::new();
     let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);

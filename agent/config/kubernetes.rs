@@ -68,7 +68,12 @@ pub(super) fn section(
         |&n| k8s_names::pod_probe_nodes(n),
     )?;
     let selection = services(raw.services.unwrap_or_default())?;
-    let connect = connect(raw.connect.unwrap_or_default())?;
+    let raw_connect = raw.connect.unwrap_or_default();
+    let service_histogram = raw_connect
+        .service_histogram
+        .as_ref()
+        .is_none_or(|b| b.value);
+    let connect = connect(raw_connect)?;
     let dns = raw.dns.unwrap_or_default();
     let dns_service = check_opt(dns.service.as_ref(), "kubernetes.dns.service", |s| {
         k8s_names::service(s)
@@ -85,6 +90,7 @@ pub(super) fn section(
         kubeconfig,
         discovery,
         connect,
+        service_histogram,
         dns_names: dns.names,
         dns_flavor: dns.flavor,
         dns_qtypes: dns.qtypes,

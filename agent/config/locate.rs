@@ -144,7 +144,7 @@ fn expected(path: &str) -> Option<&'static str> {
         "url" => "an http:// or https:// URL",
         "connect_to" => "an IP address, optionally with a port",
         "expected_status" => "a list of status codes and ranges such as `[200, \"300-399\"]`",
-        "insecure" => "`true` or `false`",
+        "insecure" | "service_histogram" => "`true` or `false`",
         "ca_file" => "a file path",
         "address" => "an IP address and port such as `10.96.0.10:53`",
         "hop" => "`service` or `pod`",

@@ -73,6 +73,9 @@ pub struct KubernetesConfig {
     pub discovery: crate::discovery::targets::Settings,
     /// Schedule of the Service (ClusterIP) and Pod (direct) TCP connect probes.
     pub connect: Schedule,
+    /// Whether Service-hop connects are timed in `hopwatch_probe_duration_seconds`; off, they
+    /// are only counted.
+    pub service_histogram: bool,
     /// Names looked up through the cluster DNS Service's ClusterIP and through each of its
     /// ready replicas directly. Never empty, no duplicates.
     pub dns_names: Vec<String>,

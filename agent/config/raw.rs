@@ -252,6 +252,7 @@ pub(super) struct RawConnect {
     pub interval_seconds: Option<S<f64>>,
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
+    pub service_histogram: Option<S<bool>>,
 }
 
 /// `kubernetes.dns`: lookups sent to the cluster DNS Service and each of its replicas.

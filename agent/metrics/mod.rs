@@ -6,7 +6,7 @@
 //! vanished target's series (prometheus 0.14 only removes a series given its full label set).
 //! The metrics, labels and label values are documented in `docs/METRICS.md`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +87,9 @@ pub struct Metrics {
     _process: (),
     /// Held while recording and forgetting, so the two never interleave for one target.
     written: Mutex<HashMap<TargetKey, Written>>,
+    /// Hops whose probes are counted but not timed in `hopwatch_probe_duration_seconds`.
+    /// Locked only while `written` is held.
+    untimed: Mutex<BTreeSet<Hop>>,
 }
 
 impl Default for Metrics {
@@ -199,6 +202,7 @@ impl Metrics {
             cluster: cluster::ClusterMetrics::new(&r),
             _process: r.process(),
             written: Mutex::new(HashMap::new()),
+            untimed: Mutex::new(BTreeSet::new()),
             registry,
         };
         metrics.set_targets(&BTreeMap::new());
@@ -226,16 +230,19 @@ impl Metrics {
     /// Records one probe attempt of `key`.
     pub fn record(&self, key: &TargetKey, outcome: &Outcome) {
         let mut written = self.lock();
+        let timed = !self.untimed().contains(&key.hop);
         let mut series = Series(written.entry(key.clone()).or_default());
         let target = key.id.as_str();
         if let Detail::Connects(connects) = &outcome.detail {
             // Every connect of a round is one probe; a round with nothing to connect is none.
             for connect in connects {
-                self.record_probe(&mut series, key, &connect.result, connect.duration);
+                let duration = timed.then_some(connect.duration);
+                self.record_probe(&mut series, key, &connect.result, duration);
             }
             return;
         }
-        self.record_probe(&mut series, key, &outcome.result, outcome.duration);
+        let duration = timed.then_some(outcome.duration);
+        self.record_probe(&mut series, key, &outcome.result, duration);
         match &outcome.detail {
             Detail::Dns(cycle) => self.record_dns(&mut series, target, cycle),
             Detail::Http(report) => self.record_http(&mut series, key, report),
@@ -276,13 +283,16 @@ impl Metrics {
         series: &mut Series,
         key: &TargetKey,
         result: &Result<(), Failure>,
-        duration: Duration,
+        duration: Option<Duration>,
     ) {
         let (hop, target) = (key.hop.as_str(), key.id.as_str());
         let labels = [hop, target, result_label(result)];
         self.probes
             .with_label_values(series.note(Family::Probes, &labels))
             .inc();
+        let Some(duration) = duration else {
+            return;
+        };
         let labels = [hop, target];
         let histogram = self
             .probe_duration
@@ -348,6 +358,31 @@ impl Metrics {
             .dns_nxdomain_per_lookup
             .with_label_values(series.note(Family::DnsNxdomainPerLookup, &labels));
         nxdomain.set(count(report.count(QueryStatus::NxDomain)));
+    }
+
+    /// Whether probes of `hop` are timed in `hopwatch_probe_duration_seconds` (all are, until
+    /// told otherwise). Turned off, the hop's duration series go at once; its counters stay.
+    pub fn set_timed(&self, hop: Hop, timed: bool) {
+        let mut written = self.lock();
+        let mut untimed = self.untimed();
+        let changed = if timed {
+            untimed.remove(&hop)
+        } else {
+            untimed.insert(hop)
+        };
+        if timed || !changed {
+            return;
+        }
+        for (_, series) in written.iter_mut().filter(|(key, _)| key.hop == hop) {
+            series.retain(|(family, labels)| {
+                if *family != Family::ProbeDuration {
+                    return true;
+                }
+                let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = self.probe_duration.remove_label_values(&labels);
+                false
+            });
+        }
     }
 
     /// Drops every series `key` ever wrote; other targets' series are untouched.
@@ -442,6 +477,10 @@ impl Metrics {
         // A panic elsewhere while holding the lock leaves the map consistent enough to go on.
         self.written.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn untimed(&self) -> MutexGuard<'_, BTreeSet<Hop>> {
+        self.untimed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The series of one target being written, remembered for [`Metrics::forget`].
@@ -522,8 +561,8 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::probe::Failure;
     use crate::probe::dns::{Flavor, Mode, Qtype, QueryRecord, Transport};
+    use crate::probe::{Failure, tcp};
 
     fn query(qname: &str, qtype: Qtype, status: QueryStatus, millis: u64) -> QueryRecord {
         QueryRecord {
@@ -634,6 +673,74 @@ mod tests {
             lines_with(&after, "target=\"b\""),
             lines_with(&before, "target=\"b\"")
         );
+    }
+
+    #[test]
+    fn an_untimed_hop_keeps_its_counters_and_loses_its_durations() {
+        let metrics = Metrics::new();
+        let (service, pod) = (
+            TargetKey {
+                hop: Hop::Service,
+                id: "shop/web:80".into(),
+            },
+            TargetKey {
+                hop: Hop::Pod,
+                id: "shop/web:80".into(),
+            },
+        );
+        let round = Outcome {
+            result: Ok(()),
+            duration: Duration::from_millis(1),
+            detail: Detail::Connects(vec![tcp::Connect {
+                result: Ok(()),
+                duration: Duration::from_millis(1),
+            }]),
+        };
+        let durations = |hop: &str| {
+            let text = metrics.encode();
+            lines_with(
+                &text,
+                &format!("hopwatch_probe_duration_seconds_count{{hop=\"{hop}\""),
+            )
+        };
+        let successes = |hop: &str| {
+            let text = metrics.encode();
+            lines_with(
+                &text,
+                &format!("hopwatch_probes_total{{hop=\"{hop}\",result=\"success\""),
+            )
+        };
+        for key in [&service, &pod] {
+            metrics.record(key, &round);
+        }
+        assert_eq!(durations("service").len(), 1);
+
+        metrics.set_timed(Hop::Service, false);
+        assert_eq!(durations("service"), Vec::<String>::new(), "gone at once");
+        metrics.record(&service, &round);
+        metrics.record(&pod, &round);
+        assert_eq!(durations("service"), Vec::<String>::new());
+        assert_eq!(successes("service").len(), 1);
+        assert!(
+            successes("service")[0].ends_with(" 2"),
+            "{:?}",
+            successes("service")
+        );
+        assert!(
+            durations("pod")[0].ends_with(" 2"),
+            "{:?}",
+            durations("pod")
+        );
+
+        metrics.set_timed(Hop::Service, true);
+        metrics.record(&service, &round);
+        assert!(
+            durations("service")[0].ends_with(" 1"),
+            "{:?}",
+            durations("service")
+        );
+        metrics.forget(&service);
+        assert_eq!(durations("service"), Vec::<String>::new());
     }
 
     #[test]

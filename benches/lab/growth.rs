@@ -2,7 +2,8 @@
 //! more nodes, and what one agent probes per minute and exports. `discovery::targets::derive`
 //! runs on synthetic stores for a sample of nodes; the series are counted from a real
 //! `Metrics` after one round of every target and the readiness and verdict series of every
-//! Service.
+//! Service, with the Service hop timed (the default) and untimed
+//! (`kubernetes.connect.service_histogram: false`).
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ struct NodeCost {
     service_connects: usize,
     pod_connects: usize,
     series: usize,
+    /// With `service_histogram: false`.
+    series_untimed: usize,
     derive: Duration,
 }
 
@@ -32,9 +35,9 @@ pub fn run(services: usize, ports: usize, endpoints: usize, node_counts: &[usize
     );
     println!("{}\n", common::machine());
     println!(
-        "| nodes | Service-hop connects / node / min | Pod-hop connects / node / min (mean, max) | expected Pod-hop (endpoints·ports·k/nodes) | series / agent (mean) | derive time / change |"
+        "| nodes | Service-hop connects / node / min | Pod-hop connects / node / min (mean, max) | expected Pod-hop (endpoints·ports·k/nodes) | series / agent (mean) | without the Service-hop histogram | derive time / change |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for &nodes in node_counts {
         let stores = common::stores(Shape {
             services,
@@ -66,12 +69,13 @@ fn print_row(nodes: usize, endpoint_ports: usize, k: usize, costs: &[NodeCost]) 
     let mut derive: Vec<Duration> = costs.iter().map(|c| c.derive).collect();
     derive.sort();
     println!(
-        "| {nodes} | {:.0} | {:.0}, {:.0} | {:.0} | {:.0} | {} ms |",
+        "| {nodes} | {:.0} | {:.0}, {:.0} | {:.0} | {:.0} | {:.0} | {} ms |",
         mean(|c| c.service_connects) * per_min,
         mean(|c| c.pod_connects) * per_min,
         max_pod as f64 * per_min,
         expected * per_min,
         mean(|c| c.series),
+        mean(|c| c.series_untimed),
         common::ms(derive[derive.len() / 2]),
     );
 }
@@ -83,14 +87,17 @@ fn cost(stores: &hopwatch::discovery::store::Stores, settings: &Settings, node: 
     NodeCost {
         service_connects: derived.services.len(),
         pod_connects: derived.pods.iter().map(|p| p.endpoints.len()).sum(),
-        series: series(&derived),
+        series: series(&derived, true),
+        series_untimed: series(&derived, false),
         derive: took,
     }
 }
 
-/// The sample lines an agent with these targets exports after one round of each.
-fn series(derived: &Derived) -> usize {
+/// The sample lines an agent with these targets exports after one round of each; `timed`:
+/// whether the Service hop is timed.
+fn series(derived: &Derived, timed: bool) -> usize {
     let metrics = Metrics::new();
+    metrics.set_timed(Hop::Service, timed);
     let round = |n: usize| Outcome {
         result: Ok(()),
         duration: Duration::from_micros(200),

@@ -22,6 +22,8 @@ pub struct AgentOptions {
     pub services: Option<String>,
     /// More `kubernetes` keys, as YAML lines indented by two spaces.
     pub kubernetes: String,
+    /// `kubernetes.connect.service_histogram`.
+    pub service_histogram: bool,
 }
 
 impl Default for AgentOptions {
@@ -31,6 +33,7 @@ impl Default for AgentOptions {
             pod_probe_nodes: 3,
             services: None,
             kubernetes: String::new(),
+            service_histogram: true,
         }
     }
 }
@@ -155,7 +158,7 @@ fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions) -> Stri
            kubeconfig: \"{kubeconfig}\"\n  \
            pod_probe_nodes: {k}\n\
          {services}  \
-           connect: {{interval_seconds: 1, timeout_seconds: 0.5}}\n  \
+           connect: {{interval_seconds: 1, timeout_seconds: 0.5, service_histogram: {timed}}}\n  \
            dns:\n    \
              names: [{DNS_NAME}]\n    \
              interval_seconds: 1\n    \
@@ -165,6 +168,7 @@ fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions) -> Stri
         extra = options.kubernetes,
         kubeconfig = cluster.fake.kubeconfig().display(),
         k = options.pod_probe_nodes,
+        timed = options.service_histogram,
         resolv = cluster.resolv_conf.display(),
     )
 }
