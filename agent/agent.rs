@@ -315,11 +315,13 @@ impl Agent {
             );
         }
         self.scheduler.set_max_concurrency(config.max_concurrency);
-        let kube_changed = config.kubernetes != self.config.kubernetes;
+        // A discovery that failed to start is tried again at every reload.
+        let restart_watches = self.discovery.is_none()
+            || cluster::watches_change(self.config.kubernetes.as_ref(), config.kubernetes.as_ref());
         let otlp_changed = config.otlp != self.config.otlp;
         self.config = config;
         self.time_service_hop();
-        if kube_changed && let Err(err) = self.start_discovery().await {
+        if restart_watches && let Err(err) = self.start_discovery().await {
             tracing::error!("Kubernetes discovery stopped: {err}");
         }
         if otlp_changed {

@@ -50,6 +50,20 @@ pub async fn start(
     Ok(Discovery::start(client, annotation, metrics))
 }
 
+/// Whether going from `old` to `new` needs the watches started again: only what [`start`]
+/// reads (the kubeconfig and the selection annotation, which the stores keep per Service)
+/// does. Every other setting takes effect when the next plan is derived from the same stores.
+pub fn watches_change(old: Option<&KubernetesConfig>, new: Option<&KubernetesConfig>) -> bool {
+    match (old, new) {
+        (Some(old), Some(new)) => {
+            old.kubeconfig != new.kubeconfig
+                || old.discovery.selection.annotation != new.discovery.selection.annotation
+        }
+        (None, None) => false,
+        _ => true,
+    }
+}
+
 /// Exports which resources are listed.
 pub fn export_synced(metrics: &Metrics, synced: Synced) {
     for (resource, done) in RESOURCES.into_iter().zip([
@@ -293,6 +307,42 @@ mod tests {
                 jitter: Duration::ZERO,
             },
         })
+    }
+
+    #[test]
+    fn only_the_kubeconfig_and_the_annotation_restart_the_watches() {
+        use crate::config::Config;
+        let parse = |text: &str| {
+            Config::parse(text, "k.yaml")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .kubernetes
+        };
+        let base = parse("kubernetes: {}\n");
+        let same_watches = [
+            "kubernetes: {pod_probe_nodes: 5}\n",
+            "kubernetes: {connect: {interval_seconds: 5, service_histogram: false}}\n",
+            "kubernetes: {services: {namespaces: [shop]}}\n",
+            "kubernetes: {dns: {names: [example.com]}}\n",
+        ];
+        for text in same_watches {
+            assert!(
+                !watches_change(base.as_ref(), parse(text).as_ref()),
+                "{text}"
+            );
+        }
+        let new_watches = [
+            "kubernetes: {kubeconfig: /k}\n",
+            "kubernetes: {services: {annotation: example.com/probe}}\n",
+            "dns: []\n",
+        ];
+        for text in new_watches {
+            assert!(
+                watches_change(base.as_ref(), parse(text).as_ref()),
+                "{text}"
+            );
+        }
+        assert!(watches_change(None, base.as_ref()));
+        assert!(!watches_change(None, None));
     }
 
     #[test]

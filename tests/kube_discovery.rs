@@ -430,6 +430,58 @@ fn an_untimed_service_hop_is_counted_without_a_histogram() {
     assert!(probes(&e, "service", &web.target(), Some("success")) >= 1.0);
 }
 
+/// List requests (not watches) of `path` the fake API server has answered.
+fn lists(cluster: &Cluster, path: &str) -> usize {
+    let request = format!("\"GET {path}?");
+    cluster
+        .fake
+        .log()
+        .lines()
+        .filter(|l| l.contains(&request) && !l.contains("watch="))
+        .count()
+}
+
+#[test]
+fn a_reload_applies_new_selection_and_timing_without_relisting() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let cluster = Cluster::start(net, web.objects());
+    let mut agent = Agent::start(&cluster, &AgentOptions::default());
+    agent.wait_for(PROBE, "probe every hop of shop/web", |e| healthy(e, &web));
+    let listed = lists(&cluster, "/api/v1/services");
+    assert!(
+        listed >= 1,
+        "the services were listed:\n{}",
+        cluster.fake.log()
+    );
+
+    let options = AgentOptions {
+        services: Some("    exclude_namespaces: [shop]\n".to_string()),
+        service_histogram: false,
+        ..AgentOptions::default()
+    };
+    agent.reconfigure(&cluster, &options);
+    let e = agent.wait_for(PROBE, "drop shop/web and the Service-hop histogram", |e| {
+        e.series("hopwatch_probes_total", &[("target", &web.target())])
+            .is_empty()
+            && e.series(
+                "hopwatch_probe_duration_seconds_count",
+                &[("hop", "service")],
+            )
+            .is_empty()
+    });
+    assert_eq!(
+        targets(&e, "service"),
+        2.0,
+        "kube-dns and kubernetes stay probed"
+    );
+    assert_eq!(
+        lists(&cluster, "/api/v1/services"),
+        listed,
+        "selection and timing come from the stores already held: no relist"
+    );
+}
+
 #[test]
 fn only_selected_services_have_series() {
     let net = Net::new();

@@ -42,7 +42,7 @@ impl Default for AgentOptions {
 pub struct Agent {
     pub listen: SocketAddr,
     process: Process,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Agent {
@@ -65,10 +65,23 @@ impl Agent {
         let mut agent = Agent {
             listen,
             process,
-            _dir: dir,
+            dir,
         };
         agent.wait_for(Duration::from_secs(20), "serve /metrics", |_| true);
         agent
+    }
+
+    /// Rewrites the agent's config file for `options` (same listen address) and waits until
+    /// the agent has applied it: the file watch reloads it.
+    pub fn reconfigure(&mut self, cluster: &Cluster, options: &AgentOptions) {
+        let applied =
+            |e: &Exposition| e.value("hopwatch_config_reloads_total", &[("result", "success")]);
+        let before = applied(&self.scrape());
+        self.dir
+            .file("config.yaml", &config(cluster, self.listen, options));
+        self.wait_for(Duration::from_secs(10), "apply the new config", |e| {
+            applied(e) > before
+        });
     }
 
     /// The status of `GET /readyz`.
