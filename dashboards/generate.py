@@ -46,12 +46,24 @@ def hop_filter(hop: str) -> str:
     return f'{AGENT}, hop="{hop}"'
 
 
-def success_ratio(matchers: str, by: str = "") -> str:
+def part_ratio(metric: str, matchers: str, part: str, by: str = "") -> str:
+    """The share of `metric`'s counts that also match `part` (`result="success"`), per `by`.
+    A group with counts but none matching `part` is 0, not absent: a hop failing since its
+    agents started has no success series at all, and must show 0 %, not "No data"."""
     grouping = f" by ({by})" if by else ""
+    total = f"sum{grouping} (rate({metric}{{{matchers}}}[$__rate_interval]))"
     return (
-        f'sum{grouping} (rate(hopwatch_probes_total{{{matchers}, result="success"}}[$__rate_interval]))\n'
-        f"/ sum{grouping} (rate(hopwatch_probes_total{{{matchers}}}[$__rate_interval]))"
+        f"(\n  sum{grouping} (rate({metric}{{{matchers}, {part}}}[$__rate_interval]))\n"
+        f"  or 0 * {total}\n)\n/ {total}"
     )
+
+
+def success_ratio(matchers: str, by: str = "", metric: str = "hopwatch_probes_total") -> str:
+    return part_ratio(metric, matchers, 'result="success"', by)
+
+
+def error_ratio(matchers: str, by: str = "") -> str:
+    return part_ratio("hopwatch_probes_total", matchers, 'result!="success"', by)
 
 
 def quantile(q: float, metric: str, matchers: str, by: str = "") -> str:
@@ -320,8 +332,7 @@ def dns():
                        [target(f'sum by (result) (rate(hopwatch_dns_lookups_total{{{d}}}[$__rate_interval]))',
                                "{{result}}")], "ops"), 8, 8)
     lay.add(timeseries("Lookup success ratio by target", "Per target and server.",
-                       [target(f'sum by (target, server) (rate(hopwatch_dns_lookups_total{{{d}, result="success"}}[$__rate_interval]))\n'
-                               f'/ sum by (target, server) (rate(hopwatch_dns_lookups_total{{{d}}}[$__rate_interval]))',
+                       [target(success_ratio(d, "target, server", "hopwatch_dns_lookups_total"),
                                "{{target}} via {{server}}")], "percentunit",
                        defaults={"max": 1}), 16, 8)
     lay.row("Cost of the search list")
@@ -332,8 +343,8 @@ def dns():
     lay.add(timeseries("NXDOMAIN ratio by target", "Share of the wire queries of lookups as "
                        "written that were answered NXDOMAIN. Above 0.78 the "
                        "HopwatchDNSNXDomainRatioHigh alert fires.",
-                       [target(f'sum by (target, server) (rate(hopwatch_dns_queries_total{{{d}, mode="search", rcode="NXDOMAIN"}}[$__rate_interval]))\n'
-                               f'/ sum by (target, server) (rate(hopwatch_dns_queries_total{{{d}, mode="search"}}[$__rate_interval]))',
+                       [target(part_ratio("hopwatch_dns_queries_total", f'{d}, mode="search"',
+                                          'rcode="NXDOMAIN"', "target, server"),
                                "{{target}} via {{server}}")], "percentunit",
                        defaults={"max": 1}), 12, 8)
     lay.add(timeseries("Amplification by target and flavor", "Wire queries of the lookup as "
@@ -443,14 +454,11 @@ def nodes():
     lay.row("Error ratio: nodes in rows, hops in columns")
     order = {name: i + 1 for i, (_, name) in enumerate(HOPS)}
     rename = {hop: name for hop, name in HOPS}
-    error_ratio = (
-        f'1 - (\n  sum by (node, hop) (rate(hopwatch_probes_total{{{AGENT}, result="success"}}[$__rate_interval]))\n'
-        f'  / sum by (node, hop) (rate(hopwatch_probes_total{{{AGENT}}}[$__rate_interval]))\n)'
-    )
+    node_hop_errors = error_ratio(AGENT, "node, hop")
     lay.add(table("Node × hop error ratio", "Share of each node's probes of each hop that "
                   "failed. One broken node stands out as a red row; a red column is a hop "
                   "broken everywhere.",
-                  [target(error_ratio, instant=True, table=True)],
+                  [target(node_hop_errors, instant=True, table=True)],
                   transformations=[
                       {"id": "groupingToMatrix", "options": {
                           "columnField": "hop", "rowField": "node", "valueField": "Value",
@@ -482,9 +490,7 @@ def nodes():
     for hop, name in [("service", "Service"), ("pod", "Pod"), ("dns", "DNS")]:
         lay.add(panel("status-history", f"{name} hop error ratio by node", f"Each row is a "
                       f"node; color is the share of its {name} hop probes that failed.",
-                      [target(f'1 - (\n  sum by (node) (rate(hopwatch_probes_total{{{AGENT}, hop="{hop}", result="success"}}[$__rate_interval]))\n'
-                              f'  / sum by (node) (rate(hopwatch_probes_total{{{AGENT}, hop="{hop}"}}[$__rate_interval]))\n)',
-                              "{{node}}")], "percentunit",
+                      [target(error_ratio(f'{AGENT}, hop="{hop}"', "node"), "{{node}}")], "percentunit",
                       defaults={"thresholds": error_thresholds(), "color": {"mode": "thresholds"}},
                       options={"showValue": "never", "rowHeight": 0.9,
                                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},

@@ -185,7 +185,11 @@ fn rules_quiet_while_healthy_and_each_fault_raises_its_alert() {
         .filter(|a| !matches(a, QUIET_PENDING.0, &["pending"], &[]))
         .map(describe)
         .collect();
-    assert!(noisy.is_empty(), "alerts in the healthy lab: {noisy:#?}");
+    assert!(
+        noisy.is_empty(),
+        "alerts in the healthy lab: {noisy:#?}\n{}",
+        lab.failure_evidence()
+    );
 
     lab.fault(&["no-endpoints", "--service", "shop/cart"]);
     lab.fault(&["kube-proxy", "--node", "node-2", "--service", "shop/api"]);

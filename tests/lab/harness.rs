@@ -221,6 +221,21 @@ impl Lab {
             .unwrap_or_default())
     }
 
+    /// What Prometheus holds against a lab meant to be healthy: every failure counter of the
+    /// last hour (also of targets gone since) and every non-zero recorded error ratio, to
+    /// print when an alert is active that should not be.
+    pub fn failure_evidence(&self) -> String {
+        [
+            r#"last_over_time(hopwatch_probes_total{result!="success"}[1h])"#,
+            "max_over_time(cluster_hop:hopwatch_probes:error_ratio_rate5m[1h]) != 0",
+            "min_over_time(cluster_hop:hopwatch_probes:error_ratio_rate5m[1h]) != 0",
+        ]
+        .iter()
+        .map(|q| format!("{q}: {:#?}", self.prom_query(q)))
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
     /// The fake API server's own view (`/_fake/state`): resourceVersions, open watches, and
     /// `unavailableSeconds` left of an injected outage.
     pub fn api_state(&self) -> Value {
