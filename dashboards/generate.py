@@ -48,8 +48,9 @@ def hop_filter(hop: str) -> str:
 
 def part_ratio(metric: str, matchers: str, part: str, by: str = "") -> str:
     """The share of `metric`'s counts that also match `part` (`result="success"`), per `by`.
-    A group with counts but none matching `part` is 0, not absent: a hop failing since its
-    agents started has no success series at all, and must show 0 %, not "No data"."""
+    A group with counts but none matching `part` is 0, not absent: a name whose lookups
+    through a server never succeeded has no `result="success"` lookup series, and must show
+    0 %, not "No data"."""
     grouping = f" by ({by})" if by else ""
     total = f"sum{grouping} (rate({metric}{{{matchers}}}[$__rate_interval]))"
     return (
