@@ -219,30 +219,62 @@ fn missing_kube_proxy_rules_on_one_node_break_the_service_hop_there_only() {
     eventually("recovered", WAIT, || all_healthy(&lab));
 }
 
-/// Sum and count of the Pod-hop connect durations of shop/cart over every node.
-fn cart_latency(lab: &Lab) -> (f64, f64) {
+/// A connect slower than this is the machine's scheduling, not the lab's network: the added
+/// 20 ms plus 12. It is a bucket bound of `hopwatch_probe_duration_seconds`.
+const SLOW_S: f64 = 0.032;
+
+/// The Pod-hop connects of shop/cart over every node so far: total seconds, count, and how
+/// many took longer than [`SLOW_S`].
+fn cart_connects(lab: &Lab) -> [f64; 3] {
     let labels = [("hop", "pod"), ("target", "shop/cart:80")];
-    lab.all_metrics().iter().fold((0.0, 0.0), |(s, c), e| {
-        (
+    lab.all_metrics().iter().fold([0.0; 3], |[s, c, slow], e| {
+        let count = e.sum("hopwatch_probe_duration_seconds_count", &labels);
+        let fast: f64 = e
+            .all("hopwatch_probe_duration_seconds_bucket", &labels)
+            .filter(|b| {
+                b.label("le")
+                    .parse::<f64>()
+                    .is_ok_and(|le| le <= SLOW_S + 1e-9)
+            })
+            .map(|b| b.value)
+            .fold(0.0, f64::max);
+        [
             s + e.sum("hopwatch_probe_duration_seconds_sum", &labels),
-            c + e.sum("hopwatch_probe_duration_seconds_count", &labels),
-        )
+            c + count,
+            slow + count - fast,
+        ]
     })
 }
 
-/// The mean Pod-hop connect time of shop/cart over the next `window`, in milliseconds.
+/// The mean Pod-hop connect time of shop/cart, in milliseconds, over the first of three
+/// `window`s in which no connect took longer than [`SLOW_S`]. On a busy machine a connect now
+/// and then waits for a CPU; one such wait moves a mean of 16 connects by a few ms, which
+/// would hide what is measured here.
 fn cart_mean_ms(lab: &Lab, window: Duration) -> f64 {
-    let (s0, c0) = cart_latency(lab);
-    std::thread::sleep(window);
-    let (s1, c1) = cart_latency(lab);
-    // Each node connects once a second.
-    let expected = window.as_secs_f64() * NODES.len() as f64;
-    assert!(
-        c1 - c0 >= expected * 0.7,
-        "only {} connects in {window:?}",
-        c1 - c0
-    );
-    (s1 - s0) / (c1 - c0) * 1000.0
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let [s0, c0, slow0] = cart_connects(lab);
+        std::thread::sleep(window);
+        let [s1, c1, slow1] = cart_connects(lab);
+        // Each node connects once a second.
+        let expected = window.as_secs_f64() * NODES.len() as f64;
+        assert!(
+            c1 - c0 >= expected * 0.7,
+            "only {} connects in {window:?}",
+            c1 - c0
+        );
+        let mean = (s1 - s0) / (c1 - c0) * 1000.0;
+        if slow1 == slow0 {
+            return mean;
+        }
+        seen.push(format!(
+            "{} of {} connects over {} ms, mean {mean:.2} ms",
+            slow1 - slow0,
+            c1 - c0,
+            SLOW_S * 1000.0
+        ));
+    }
+    panic!("no window of {window:?} without a slow connect to shop/cart: {seen:?}");
 }
 
 #[test]
