@@ -1,7 +1,7 @@
-//! End-to-end scenarios in the lab (`tests/lab/lab`, docs/LAB.md): a mini cluster data path on
-//! this machine (network namespaces as nodes and pods, kube-proxy iptables rules, Knot as the
-//! cluster DNS, nginx as the ingress controller, a fake API server) with one hopwatch agent
-//! per node. Each test builds its own lab, injects one fault, and checks that the agents' own
+//! End-to-end scenarios in the lab (`tests/lab/lab`, docs/LAB.md): a mini cluster on this
+//! machine (network namespaces as nodes and pods; the real etcd, kube-apiserver,
+//! kube-controller-manager, kube-proxy and CoreDNS; nginx as the ingress controller) with one
+//! hopwatch agent per node. Each test builds its own lab, injects one fault, and checks that the agents' own
 //! `/metrics` name the right hop, from the right nodes, with the right reason; then heals it
 //! and checks the recovery. The lab is taken down by a Drop guard, also when a test fails.
 //!
@@ -17,6 +17,8 @@ mod harness;
 mod alerts;
 #[path = "lab/alerts_clock.rs"]
 mod alerts_clock;
+#[path = "lab/coredns.rs"]
+mod coredns;
 #[path = "lab/dashboards.rs"]
 mod dashboards;
 #[path = "lab/discovery.rs"]
@@ -27,6 +29,8 @@ mod dns;
 mod edge;
 #[path = "lab/lifecycle.rs"]
 mod lifecycle;
+#[path = "lab/rbac.rs"]
+mod rbac;
 #[path = "lab/service.rs"]
 mod service;
 #[path = "lab/trace.rs"]

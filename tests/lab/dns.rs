@@ -1,5 +1,5 @@
 //! Scenarios of the DNS hop: the cluster DNS server down, DNS blocked from one node, and the
-//! search-list amplification the agents measure compared with what Knot counted.
+//! search-list amplification the agents measure compared with what CoreDNS counted.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -117,7 +117,7 @@ fn dns_blocked_from_one_node_shows_on_that_node_only() {
     eventually("recovered", WAIT, || all_healthy(&lab));
 }
 
-/// The name only the agents' static DNS target looks up (Knot counts its zones apart).
+/// The name only the agents' static DNS target looks up (CoreDNS counts its zones apart).
 const AMP_NAME: &str = "www.example.org";
 
 /// The agents' wire queries for www.example.org (every node, both modes) by
@@ -136,8 +136,8 @@ fn amp_agents(lab: &Lab) -> Result<(BTreeMap<String, f64>, f64), String> {
     Ok((by, lookups))
 }
 
-/// Knot's counters of the www.example.org zones, in the same shape.
-fn amp_knot(lab: &Lab) -> BTreeMap<String, f64> {
+/// CoreDNS's counters of the www.example.org zones, in the same shape.
+fn amp_coredns(lab: &Lab) -> BTreeMap<String, f64> {
     let stats = lab.dns_stats();
     let mut by = BTreeMap::new();
     for counter in ["query-type", "response-code"] {
@@ -150,15 +150,15 @@ fn amp_knot(lab: &Lab) -> BTreeMap<String, f64> {
     by
 }
 
-/// Agent and Knot counters read at one instant: the agents' are read before and after
-/// Knot's, and the reading is retried until no lookup completed in between.
+/// Agent and CoreDNS counters read at one instant: the agents' are read before and after
+/// CoreDNS's, and the reading is retried until no lookup completed in between.
 fn amp_snapshot(lab: &Lab) -> (BTreeMap<String, f64>, f64, BTreeMap<String, f64>) {
     eventually("a quiet moment between two lookups", WAIT, || {
         let (a1, l1) = amp_agents(lab)?;
-        let knot = amp_knot(lab);
+        let server = amp_coredns(lab);
         let (a2, l2) = amp_agents(lab)?;
         if a1 == a2 && l1 == l2 {
-            Ok((a1, l1, knot))
+            Ok((a1, l1, server))
         } else {
             Err("a lookup ran".into())
         }
@@ -173,7 +173,7 @@ fn delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<Strin
 }
 
 #[test]
-fn search_path_amplification_matches_what_knot_counted() {
+fn search_path_amplification_matches_what_coredns_counted() {
     let lab = Lab::up();
     eventually("healthy", WAIT, || all_healthy(&lab));
     // What one lookup costs, as the agents measure it: glibc with ndots:5 and three search
@@ -209,17 +209,17 @@ fn search_path_amplification_matches_what_knot_counted() {
             "{node}"
         );
     }
-    // The same lookups as Knot counted them: only they reach the www.example.org zones.
+    // The same lookups as CoreDNS counted them: only they reach the www.example.org zones.
     let mut last = String::new();
     for _ in 0..3 {
         let (a0, l0, k0) = amp_snapshot(&lab);
         std::thread::sleep(Duration::from_secs(8));
         let (a1, l1, k1) = amp_snapshot(&lab);
-        let (agents, knot, lookups) = (delta(&a0, &a1), delta(&k0, &k1), l1 - l0);
-        if agents == knot && lookups >= 4.0 {
-            assert_eq!(knot.get("NXDOMAIN"), Some(&(6.0 * lookups)), "{knot:?}");
-            let total =
-                knot.get("A").copied().unwrap_or(0.0) + knot.get("AAAA").copied().unwrap_or(0.0);
+        let (agents, server, lookups) = (delta(&a0, &a1), delta(&k0, &k1), l1 - l0);
+        if agents == server && lookups >= 4.0 {
+            assert_eq!(server.get("NXDOMAIN"), Some(&(6.0 * lookups)), "{server:?}");
+            let total = server.get("A").copied().unwrap_or(0.0)
+                + server.get("AAAA").copied().unwrap_or(0.0);
             assert_eq!(
                 total,
                 10.0 * lookups,
@@ -227,7 +227,7 @@ fn search_path_amplification_matches_what_knot_counted() {
             );
             return;
         }
-        last = format!("agents counted {agents:?} in {lookups} lookups, Knot {knot:?}");
+        last = format!("agents counted {agents:?} in {lookups} lookups, CoreDNS {server:?}");
     }
-    panic!("the agents' and Knot's counts differ: {last}");
+    panic!("the agents' and CoreDNS's counts differ: {last}");
 }

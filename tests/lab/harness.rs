@@ -37,13 +37,11 @@ pub fn prefix() -> String {
 }
 
 /// Programs the lab runs, with the Debian package of each.
-const TOOLS: [(&str, &str); 11] = [
+const TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("iptables", "iptables"),
     ("iptables-restore", "iptables"),
     ("iptables-save", "iptables"),
-    ("knotd", "knot"),
-    ("knotc", "knot"),
     ("nginx", "nginx-light"),
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
@@ -236,13 +234,13 @@ impl Lab {
         .join("\n")
     }
 
-    /// The fake API server's own view (`/_fake/state`): resourceVersions, open watches, and
-    /// `unavailableSeconds` left of an injected outage.
+    /// kube-apiserver's state: `running`, `ready`, and `watches` open by resource.
     pub fn api_state(&self) -> Value {
         json_line(&lab_ok(&["api-state"]))
     }
 
-    /// Knot's counters: `{"all": {...}, "amp": {...}}`.
+    /// CoreDNS's counters: `{"all": {...}, "amp": {...}}`, each by `query-type`,
+    /// `response-code` and `protocol`.
     pub fn dns_stats(&self) -> Value {
         json_line(&lab_ok(&["dns-stats"]))
     }

@@ -40,7 +40,7 @@ fn lab_down_leaves_nothing_behind_also_after_an_interrupted_up() {
     eventually("up has started its processes", WAIT, || {
         let state = std::fs::read_to_string(format!("{}/state.json", harness::run_dir()))
             .unwrap_or_default();
-        if state.contains("\"knotd\"") {
+        if state.contains("\"coredns\"") {
             Ok(())
         } else {
             Err("not yet".into())

@@ -1,6 +1,7 @@
 //! `hopwatch trace` in the lab, run where a pod would run it: inside the agent pod of node-1
-//! (`ip netns exec hwl-hopwatch-node-1`), with that pod's resolv.conf, the agents' kubeconfig
-//! (the API server through the `default/kubernetes` ClusterIP) and the lab CA. Each fault must
+//! (`ip netns exec hwl-hopwatch-node-1`), with that pod's resolv.conf, a kubeconfig bound to
+//! deploy/'s `hopwatch-trace` ClusterRole (the API server through the `default/kubernetes`
+//! ClusterIP) and the lab CA. Each fault must
 //! be named by the hop it breaks and its cause in the `--json` verdict, and the Service faults
 //! by the label or port that is off, read from the lab's Pod objects.
 
@@ -20,7 +21,7 @@ fn pod_netns() -> String {
 fn trace(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let pod_netns = pod_netns();
     let resolv = format!("/etc/netns/{pod_netns}/resolv.conf");
-    let kubeconfig = format!("{}/agents/kubeconfig", run_dir());
+    let kubeconfig = format!("{}/agents/trace.kubeconfig", run_dir());
     let ca = format!("{}/pki/ca.crt", run_dir());
     let out = Command::new("ip")
         .args(["netns", "exec", &pod_netns, env!("CARGO_BIN_EXE_hopwatch")])
@@ -88,10 +89,10 @@ fn trace_names_the_broken_hop_and_cause_of_each_fault() {
     });
     lab.heal(&["cert", "--host", "shop.example.com"]);
 
-    // The fault empties web's EndpointSlice and leaves its Pods as they are: Ready, and
-    // carrying app=web. Trace reads them, finds that the selector does match, and so blames
-    // what lists the endpoints, not the selector (without Pod objects it said no_pods).
-    lab.fault(&["no-endpoints", "--service", "shop/web"]);
+    // kube-controller-manager is down and web's EndpointSlice is gone with nothing to write it
+    // again, while its Pods stay Ready and carry app=web. Trace reads them, finds that the
+    // selector does match, and so blames what lists the endpoints, not the selector.
+    lab.fault(&["controller-down", "--service", "shop/web"]);
     let empty = eventually("trace: no endpoints", WAIT, || {
         verdict_is(SHOP, &[], "endpoints".into(), "no_endpoints".into())
     });
@@ -100,7 +101,7 @@ fn trace_names_the_broken_hop_and_cause_of_each_fault() {
         "Ready pods match Service shop/web (web-1, web-2, web-3), but its EndpointSlices \
          list no ready endpoint: is the endpointslice controller running?"
     );
-    lab.heal(&["no-endpoints", "--service", "shop/web"]);
+    lab.heal(&["controller-down", "--service", "shop/web"]);
 
     // cart selects app=carts; its only pod carries app=cart (and the web, api and db pods,
     // more numerous, carry app too): the label that is off is named, with its pod.

@@ -1,19 +1,21 @@
-"""The cluster DNS: Knot DNS in the kube-dns pod, authoritative for the cluster domain and for
-the shop's public names, with zone files generated from what the API server serves:
+"""The cluster DNS: the real CoreDNS in the kube-dns pod (10.244.1.10, behind the kube-dns
+ClusterIP 10.96.0.10), with a Corefile of these server blocks:
 
-    <svc>.<ns>.svc.<domain>          A  ClusterIP              (ClusterIP Services)
-    <svc>.<ns>.svc.<domain>          A  each Ready endpoint    (headless Services)
-    _<port>._<proto>.<svc>.<ns>.svc  SRV                       (named ports, like CoreDNS)
-    shop.example.com, api.example.com A the Ingress's load balancer address (status)
-    www.example.org                  A the same address: probed by a static DNS target only
-    .                                every other name: NXDOMAIN (an empty root zone)
+    <domain> in-addr.arpa ip6.arpa  the `kubernetes` plugin: Services, headless endpoints, SRV
+                                    records, PTRs, all from the API server's watch
+    example.org.<search domain>     the names the agents' search list makes of www.example.org
+                                    (three zones): NXDOMAIN, by the `template` plugin
+    example.com, example.org        public names, from zone files the lab writes (the `file`
+                                    plugin): shop.example.com and api.example.com point at the
+                                    Ingress's load balancer address, as external-dns would
+                                    publish them; www.example.org is looked up by a static DNS
+                                    target only
+    .                               every other name: NXDOMAIN
 
-Query counters come from Knot's mod-stats module, read with `knotc stats` / `zone-stats`.
-Two instances count: `all` sees every query; `amp` only sees the queries of names under
-example.org *and* of the names the search list makes of them
-(www.example.org.hopwatch.svc.<domain> …): each of those is a zone of its own with the
-`amp` module, so its counters are exactly the wire queries of lookups of www.example.org,
-whatever else is being looked up at the same time.
+Every block has `prometheus :9153`, so CoreDNS's own counters (`coredns_dns_requests_total` by
+type, `coredns_dns_responses_total` by rcode, both by zone) can be set against what the agents
+count: the `amp` zones (example.org and the search-list ones) see exactly the wire queries of
+lookups of www.example.org, whatever else is being looked up at the same time.
 """
 
 import os
@@ -24,63 +26,37 @@ import time
 
 from . import netns
 from . import objects as O
-from .kubeproxy import ready
 from .netns import LabError
 from .state import read_text
 
 AGENT_NAMESPACE = "hopwatch"
+METRICS_PORT = 9153
+PUBLIC_ZONES = ("example.com", "example.org")
 
 
-def knot_conf(st, lab, dns_ip):
-    d = st.file("knot")
-    zones = zone_names(lab)
-    lines = [
-        "server:",
-        f"    listen: {dns_ip}@53",
-        f"    rundir: {d}",
-        "    user: root:root",
-        "    background-workers: 1",
-        "    udp-workers: 1",
-        "    tcp-workers: 1",
-        "control:",
-        f"    listen: {d}/knot.sock",
-        "log:",
-        "  - target: stderr",
-        "    any: notice",
-        "database:",
-        f"    storage: {d}/db",
-        "mod-stats:",
-        *[line for inst in ("all", "amp") for line in (
-            f"  - id: {inst}", "    request-protocol: on", "    query-type: on", "    response-code: on")],
-        "template:",
-        "  - id: default",
-        f"    storage: {d}/zones",
-        "    global-module: mod-stats/all",
-        "    zonefile-sync: -1",
-        "    zonefile-load: whole",
-        "    journal-content: none",
-        "zone:",
+def corefile(st, lab):
+    zones = st.file("coredns", "zones")
+    kubeconfig = st.file("pki", "coredns.kubeconfig")
+    nxdomain = ["    template ANY ANY {", "        rcode NXDOMAIN",
+                f'        authority "{{{{ .Zone }}}} 30 IN SOA ns.dns.{lab.domain}. hostmaster.{lab.domain}. 1 7200 1800 86400 30"',
+                "    }"]
+    blocks = [
+        [f"{lab.domain}:53 in-addr.arpa:53 ip6.arpa:53 {{", "    errors",
+         f"    kubernetes {lab.domain} in-addr.arpa ip6.arpa {{", f"        kubeconfig {kubeconfig} lab",
+         "        pods insecure", "        fallthrough in-addr.arpa ip6.arpa", "    }"],
+        [" ".join(f"{z}:53" for z in amp_zones(lab)[1:]) + " {", "    errors", *nxdomain],
+        *[[f"{z}:53 {{", "    errors", f"    file {os.path.join(zones, z + '.zone')} {{", "        reload 1s", "    }"]
+          for z in PUBLIC_ZONES],
+        [".:53 {", "    errors", *nxdomain],
     ]
-    for zone, amp in zones:
-        lines += [f"  - domain: {zone}", f"    file: {zone_file(zone)}"]
-        if amp:
-            lines.append("    module: mod-stats/amp")
-    return "\n".join(lines) + "\n"
-
-
-def zone_file(zone):
-    return "root.zone" if zone == "." else f"{zone}.zone"
+    return "\n".join(line for block in blocks for line in block + [f"    prometheus :{METRICS_PORT}", "}"]) + "\n"
 
 
 def amp_zones(lab):
+    """The zones only lookups of www.example.org reach: example.org and the names the agents'
+    search list makes of it."""
     base = O.AMP_NAME.split(".", 1)[1]
     return [base] + [f"{base}.{s}" for s in lab.search(AGENT_NAMESPACE)]
-
-
-def zone_names(lab):
-    """(zone, counted by `amp`), the cluster domain first and the root zone last."""
-    external = sorted({n.split(".", 1)[1] for n in O.EXTERNAL_NAMES} - set(amp_zones(lab)))
-    return [(lab.domain, False)] + [(z, False) for z in external] + [(z, True) for z in amp_zones(lab)] + [(".", False)]
 
 
 def soa(zone, serial, domain):
@@ -91,33 +67,10 @@ def soa(zone, serial, domain):
             f"@ IN NS ns.dns.{domain}."]
 
 
-def records(lab, snapshot, overrides=None):
-    """{zone: [record lines]} for the current objects; `overrides` {public name: address}
+def records(snapshot, overrides=None):
+    """{public zone: [record lines]} for the current objects; `overrides` {public name: address}
     replaces what external-dns would publish (the `lb-dns` fault: a stale record)."""
-    zones = {z: [] for z, _ in zone_names(lab)}
-    cluster = zones[lab.domain]
-    cluster.append(f"ns.dns IN A {lab.pod('kube-dns-0').ip}")
-    ready_ips = {}
-    for s in snapshot["slices"]:
-        md = s["metadata"]
-        svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
-        for ep in s.get("endpoints") or []:
-            if svc and ready(ep):
-                ready_ips.setdefault((md["namespace"], svc), []).extend(ep.get("addresses") or [])
-    for svc in sorted(snapshot["services"], key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
-        md, spec = svc["metadata"], svc.get("spec") or {}
-        owner = f"{md['name']}.{md['namespace']}.svc"
-        ip = spec.get("clusterIP")
-        if ip and ip != "None":
-            cluster.append(f"{owner} IN A {ip}")
-        elif ip == "None":
-            cluster += [f"{owner} IN A {a}" for a in sorted(set(ready_ips.get((md["namespace"], md["name"]), [])))]
-        for port in spec.get("ports") or []:
-            if port.get("name"):
-                proto = (port.get("protocol") or "TCP").lower()
-                cluster.append(f"_{port['name']}._{proto}.{owner} IN SRV 0 100 {port['port']} {owner}.{lab.domain}.")
-    # Every name is below the root zone, so its NS needs glue there.
-    zones["."].append(f"ns.dns.{lab.domain}. IN A {lab.pod('kube-dns-0').ip}")
+    zones = {z: [] for z in PUBLIC_ZONES}
     lb = lb_address(snapshot)
     for name in O.EXTERNAL_NAMES:
         zone = name.split(".", 1)[1]
@@ -146,19 +99,20 @@ def lb_address(snapshot):
 
 
 def write_zones(st, lab, snapshot):
-    """Writes the zone files whose records changed; returns the zones written."""
-    directory = st.file("knot", "zones")
+    """Writes the public zone files whose records changed (CoreDNS reloads a zone within a
+    second of its SOA serial changing); returns the zones written."""
+    directory = st.file("coredns", "zones")
     os.makedirs(directory, exist_ok=True)
     serials = st.data.setdefault("dns_serials", {})
     changed = []
-    for zone, lines in records(lab, snapshot, st.data.get("dns_overrides")).items():
+    for zone, lines in records(snapshot, st.data.get("dns_overrides")).items():
         body = "\n".join(lines)
-        marker = os.path.join(directory, zone_file(zone) + ".body")
+        marker = os.path.join(directory, zone + ".zone.body")
         old = read_text(marker)
         if old == body:
             continue
         serials[zone] = serials.get(zone, 0) + 1
-        path = os.path.join(directory, zone_file(zone))
+        path = os.path.join(directory, zone + ".zone")
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.write("\n".join(soa(zone, serials[zone], lab.domain) + lines) + "\n")
         os.replace(path + ".tmp", path)
@@ -167,15 +121,6 @@ def write_zones(st, lab, snapshot):
         changed.append(zone)
     st.save()
     return changed
-
-
-def knotc(st, *args, check=True):
-    return netns.run(["knotc", "-s", st.file("knot", "knot.sock"), *args], check=check)
-
-
-def reload_zones(st, zones):
-    for zone in zones:
-        knotc(st, "zone-reload", zone)
 
 
 def query(ns, server, name, qtype=1, timeout=1.0):
@@ -201,28 +146,50 @@ def wait_answering(ns, server, name, seconds=10):
         if query(ns, server, name, timeout=0.3) == 0:
             return
         time.sleep(0.05)
-    raise LabError(f"Knot at {server} did not answer {name} in {seconds} s (see knot.log in the run directory)")
+    raise LabError(f"CoreDNS at {server} did not answer {name} in {seconds} s (see logs/coredns.log)")
 
 
-def parse_stats(text):
-    """`knotc stats` lines like `mod-stats.response-code[NXDOMAIN] = 3` (or zone-stats lines
-    prefixed with `[zone.] `) → {"response-code": {"NXDOMAIN": 3}, …}, summed over lines."""
-    out = {}
+def parse_metrics(text):
+    """[(name, {label: value}, value)] of a Prometheus text exposition."""
+    out = []
     for line in text.splitlines():
-        if "mod-stats." not in line or "=" not in line:
+        if not line or line.startswith("#"):
             continue
-        key, value = line.split("mod-stats.", 1)[1].rsplit("=", 1)
-        key = key.strip()
-        if "[" in key:
-            counter, item = key[:-1].split("[", 1)
-        else:
-            counter, item = key, ""
-        bucket = out.setdefault(counter, {})
-        bucket[item] = bucket.get(item, 0) + int(value.strip())
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        pairs = {}
+        for part in labels.rstrip("}").split('",'):
+            if "=" in part:
+                k, v = part.split("=", 1)
+                pairs[k.strip(",")] = v.strip('"')
+        try:
+            out.append((name, pairs, float(value)))
+        except ValueError:
+            continue
     return out
 
 
-def stats(st, lab):
-    """{"all": counters of every query, "amp": counters of the www.example.org zones}."""
-    amp = "\n".join(knotc(st, "zone-stats", z).stdout for z in amp_zones(lab))
-    return {"all": parse_stats(knotc(st, "stats").stdout), "amp": parse_stats(amp)}
+def stats(lab):
+    """CoreDNS's query counters: {"all": {...}, "amp": {...}}, each
+    {"query-type": {A: n, …}, "response-code": {NXDOMAIN: n, …}, "protocol": {udp: n, …}}, "amp"
+    summing only the zones of www.example.org's lookups."""
+    from .lab import http_get  # lab imports this module
+
+    pod = lab.plan.role("dns")[0]
+    status, body = http_get(pod.netns, pod.ip, METRICS_PORT, "/metrics")
+    if status != 200:
+        raise LabError(f"CoreDNS metrics: {status or body}")
+    amp = {z + "." for z in amp_zones(lab.plan)}
+    out = {"all": {}, "amp": {}}
+    for name, labels, value in parse_metrics(body):
+        if name == "coredns_dns_requests_total":
+            keys = (("query-type", labels.get("type")), ("protocol", labels.get("proto")))
+        elif name == "coredns_dns_responses_total":
+            keys = (("response-code", labels.get("rcode")),)
+        else:
+            continue
+        for scope in ("all", "amp") if labels.get("zone") in amp else ("all",):
+            for counter, item in keys:
+                bucket = out[scope].setdefault(counter, {})
+                bucket[item] = bucket.get(item, 0) + int(value)
+    return out

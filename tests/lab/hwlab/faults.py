@@ -2,35 +2,43 @@
 written to the state file while it is active (`lab status` lists them; `lab heal all` undoes
 them all). Each prints one JSON line describing what it did.
 
-    no-endpoints --service NS/NAME   the Service's EndpointSlice loses every endpoint while its
-                                     pods stay as they are; kube-proxy, DNS, nginx re-synced
-    none-ready   --service NS/NAME   every endpoint of the Service, and its Pod, turns not Ready
+    no-endpoints --service NS/NAME   the Service's selector gets a label no pod carries; the
+                                     endpointslice controller empties its EndpointSlice
+    controller-down [--service NS/NAME]
+                                     kube-controller-manager is stopped; with --service, the
+                                     Service's EndpointSlices are deleted too, and nothing writes
+                                     them again while the controller is down
+    none-ready   --service NS/NAME   every Pod behind the Service turns not Ready (its Ready
+                                     condition); the controller marks the endpoints not ready
     kill-pod     --pod POD           the pod's server process is killed; its endpoint stays Ready
     kube-proxy   --node N [--service NS/NAME]
-                                     that node's kube-proxy rules are gone (all of them, or the
-                                     Service's only) until it is re-synced (`lab apply --node N`)
-    dns-down                         knotd is frozen (SIGSTOP): queries get no answer
+                                     that node's kube-proxy is stopped and its rules deleted (all
+                                     of them, or the Service's only) until it is started again
+                                     (`lab apply --node N`, or heal)
+    dns-down                         CoreDNS is frozen (SIGSTOP): queries get no answer
     dns-block    --node N            UDP and TCP port 53 dropped for pods of node N, as a bad
                                      NetworkPolicy would (filter FORWARD in the node)
     cert         --host H --kind expired|expiring|wrong-host|valid
                                      the ingress controller presents that certificate for H
                                      (expiring: valid for 10 more days)
     latency      --pod POD --ms MS   every packet into the pod is held MS ms (NFQUEUE + nfqdelay)
-    api-down     --seconds S         the API server answers 503 for S seconds (watches dropped)
-    api-gone                         every watch is cut and the history compacted, so resuming
-                                     watches get 410 Gone and relist
+    api-down                         kube-apiserver is stopped (its watches drop with it) until
+                                     healed
+    api-gone                         kube-apiserver is stopped, etcd compacted to its current
+                                     revision and kube-apiserver started again: every watch
+                                     resuming from its old resourceVersion gets 410 Gone
     flap         --service NS/NAME --pod POD [--count N] [--period S]
-                                     the pod's endpoint flips Ready N times, every S seconds,
-                                     re-syncing kube-proxy each time; ends Ready
+                                     the Pod's Ready condition flips N times, every S seconds,
+                                     each flip waited for in its EndpointSlice; ends Ready
     selector     --service NS/NAME --selector KEY=VALUE
-                                     the Service selects KEY=VALUE, which no pod carries: its
-                                     EndpointSlice keeps only the pods the new selector picks
-                                     (as the endpointslice controller would), then a re-sync
+                                     the Service selects KEY=VALUE too; the controller keeps only
+                                     the pods the new selector picks (none, for a value no pod
+                                     carries)
     target-port  --service NS/NAME --port N
                                      the Service's targetPort becomes N while its pods listen on
-                                     (and declare) 8080; the EndpointSlice's ports follow, and
-                                     kube-proxy DNATs to N, which the pods refuse; endpoints
-                                     stay Ready
+                                     (and declare) 8080; the controller writes N into the
+                                     EndpointSlice, kube-proxy DNATs to N, the pods refuse;
+                                     endpoints stay Ready
 """
 
 import json
@@ -47,7 +55,10 @@ from .opsfaults import OpsFaults
 from .pki import not_after
 from .state import stop_procs
 
-NAMES = ["no-endpoints", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
+# The label the no-endpoints fault adds to a Service's selector: no pod carries it.
+NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
+
+NAMES = ["no-endpoints", "controller-down", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
          "rbac", "config", "selector", "target-port"]
 NETPOL_CHAIN = "HWL-NETPOL"
@@ -128,84 +139,92 @@ class Faults(OpsFaults):
         return pod
 
     # ------------------------------------------------------------ endpoints
-
-    def slice_of(self, args):
-        need(args, "service")
-        ns, name = split_service(args.service)
-        return self.lab.api().slice(ns, O.slice_name(name))
+    # The API server's controllers do the rest: each fault changes a Service or a Pod's
+    # status, then waits until the endpointslice controller has written what follows.
 
     def fault_no_endpoints(self, args):
-        sl = self.slice_of(args)
-        self.record("no-endpoints", args, {"endpoints": sl.get("endpoints") or []})
-        sl["endpoints"] = []
-        self.lab.api().put_slice(sl)
-        self.lab.apply()
-        return {"service": args.service, "endpoints": 0}
+        out = self.change_selector(args, "no-endpoints", NO_POD_LABEL)
+        return {"service": args.service, "endpoints": out["endpoints"]}
 
     def heal_no_endpoints(self, args):
-        saved = self.st.data["faults"].get(key("no-endpoints", {"service": args.service}))
-        if saved is None:
-            raise LabError(f"no active no-endpoints fault on {args.service}")
-        sl = self.slice_of(args)
-        sl["endpoints"] = saved["endpoints"]
-        self.lab.api().put_slice(sl)
-        self.forget("no-endpoints", args)
-        self.lab.apply()
-        return {"service": args.service, "endpoints": len(saved["endpoints"])}
+        out = self.restore_selector(args, "no-endpoints")
+        return {"service": args.service, "endpoints": out["endpoints"]}
+
+    def fault_controller_down(self, args):
+        self.record("controller-down", args)
+        rec = self.st.proc("kube-controller-manager")
+        if rec is not None:
+            stop_procs([rec])
+            self.st.drop_proc(rec)
+        deleted = []
+        if args.service:
+            ns, name = split_service(args.service)
+            for sl in self.lab.api().slices_of(ns, name):
+                self.lab.api().delete(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/"
+                                      f"{sl['metadata']['name']}")
+                deleted.append(sl["metadata"]["name"])
+            self.lab.settle(lambda snap: not endpoints_of(snap, ns, name), f"{args.service} without slices")
+        return {"stopped": rec["pid"] if rec else None, "deleted": deleted}
+
+    def heal_controller_down(self, args):
+        if not self.lab.running("kube-controller-manager"):
+            self.lab.cp.start_controller_manager()
+        self.forget("controller-down", args)
+        self.lab.wait_endpoints()
+        return {"kube-controller-manager": self.st.proc("kube-controller-manager")["pid"]}
+
+    def service_pods(self, args):
+        """The lab's pods the Service selects (plan.Pod objects)."""
+        svc = self.service_of(args)
+        selector = svc["spec"].get("selector") or {}
+        return [p for p in self.lab.plan.pods if p.role in O.POD_LABELS and p.namespace == svc["metadata"]["namespace"]
+                and selector and all(O.POD_LABELS[p.role](p).get(k) == v for k, v in selector.items())]
+
+    def pods_ready(self, args, pods, ready):
+        """Writes the pods' Ready condition (kubelet's part), then waits until the Service's
+        EndpointSlices say the same of each of them."""
+        for pod in pods:
+            self.lab.write_pod_status(pod, ready)
+        ns, name = split_service(args.service)
+        want = {p.ip: ready for p in pods}
+        self.lab.settle(lambda snap: all(endpoints_of(snap, ns, name).get(ip) == r for ip, r in want.items()),
+                        f"{args.service}'s endpoints {'ready' if ready else 'not ready'}")
 
     def fault_none_ready(self, args):
-        sl = self.slice_of(args)
-        self.record("none-ready", args, {"endpoints": sl.get("endpoints") or []})
-        for ep in sl.get("endpoints") or []:
-            ep["conditions"] = {"ready": False, "serving": False, "terminating": False}
-        self.lab.api().put_slice(sl)
-        self.pods_follow(sl)
-        self.lab.apply()
+        pods = self.service_pods(args)
+        self.record("none-ready", args, {"pods": [p.name for p in pods]})
+        self.pods_ready(args, pods, False)
         return {"service": args.service, "ready": 0}
 
     def heal_none_ready(self, args):
         saved = self.st.data["faults"].get(key("none-ready", {"service": args.service}))
         if saved is None:
             raise LabError(f"no active none-ready fault on {args.service}")
-        sl = self.slice_of(args)
-        sl["endpoints"] = saved["endpoints"]
-        self.lab.api().put_slice(sl)
-        self.pods_follow(sl)
+        pods = [self.lab.plan.pod(name) for name in saved["pods"]]
+        self.pods_ready(args, pods, True)
         self.forget("none-ready", args)
-        self.lab.apply()
         return {"service": args.service}
-
-    def set_ready(self, args, pod, value):
-        sl = self.slice_of(args)
-        hit = False
-        for ep in sl.get("endpoints") or []:
-            if (ep.get("targetRef") or {}).get("name") == pod.name:
-                ep["conditions"] = {"ready": value, "serving": value, "terminating": False}
-                hit = True
-        if not hit:
-            raise LabError(f"{pod.name} is not an endpoint of {args.service}")
-        self.lab.api().put_slice(sl)
-        self.set_pod_ready(pod.namespace, pod.name, value)
-        self.lab.apply()
 
     def fault_flap(self, args):
         pod = self.pod(args)
+        if pod not in self.service_pods(args):
+            raise LabError(f"{pod.name} is not behind {args.service}")
         count, period = int(args.count or 20), float(args.period or 1.0)
         self.record("flap", args)
         ready, started = True, time.monotonic()
         for i in range(count):
             ready = not ready
-            self.set_ready(args, pod, ready)
+            self.pods_ready(args, [pod], ready)
             time.sleep(max(0.0, started + (i + 1) * period - time.monotonic()))
         if not ready:
-            self.set_ready(args, pod, True)
+            self.pods_ready(args, [pod], True)
             count += 1
         self.forget("flap", args)
         return {"service": args.service, "pod": pod.name, "flips": count}
 
     def heal_flap(self, args):
         pod = self.pod(args)
-        self.set_ready(args, pod, True)
+        self.pods_ready(args, [pod], True)
         self.forget("flap", args)
         return {"service": args.service, "pod": pod.name}
 
@@ -267,11 +286,15 @@ class Faults(OpsFaults):
         ns = self.lab.plan.node_netns(n)
         if args.service:
             split_service(args.service)
-            kubeproxy.sync(ns, self.lab.api().snapshot(), exclude=[args.service])
+        self.record("kube-proxy", args)
+        pid = self.lab.cp.stop_kube_proxy(n)
+        if args.service:
+            deleted = kubeproxy.remove_service(ns, args.service)
+            if not deleted:
+                raise LabError(f"{args.node}'s kube-proxy wrote no rule for {args.service}")
         else:
             kubeproxy.remove_all(ns)
-        self.record("kube-proxy", args)
-        return {"node": args.node, "service": args.service or "all"}
+        return {"node": args.node, "service": args.service or "all", "stopped": pid}
 
     def heal_kube_proxy(self, args):
         n = self.node(args)
@@ -294,14 +317,14 @@ class Faults(OpsFaults):
     # ------------------------------------------------------------ DNS server
 
     def fault_dns_down(self, args):
-        self.lab.signal("knotd", signal.SIGSTOP)
+        self.lab.signal("coredns", signal.SIGSTOP)
         self.record("dns-down", args)
-        return {"knotd": "stopped"}
+        return {"coredns": "stopped"}
 
     def heal_dns_down(self, args):
-        self.lab.signal("knotd", signal.SIGCONT)
+        self.lab.signal("coredns", signal.SIGCONT)
         self.forget("dns-down", args)
-        return {"knotd": "running"}
+        return {"coredns": "running"}
 
     # ------------------------------------------------------------ ingress
 
@@ -329,141 +352,124 @@ class Faults(OpsFaults):
     # ------------------------------------------------------------ API server
 
     def fault_api_down(self, args):
-        seconds = float(args.seconds or 30)
-        out = self.lab.api().fake("unavailable", f"seconds={seconds}")
         self.record("api-down", args)
-        return out
+        return {"stopped": self.lab.cp.stop_apiserver()}
 
     def heal_api_down(self, args):
+        if not self.lab.running("kube-apiserver"):
+            self.lab.cp.start_apiserver()
         self.forget("api-down", args)
-        return self.lab.api().fake("unavailable", "seconds=0")
+        return {"kube-apiserver": self.st.proc("kube-apiserver")["pid"]}
 
     def fault_api_gone(self, args):
-        api = self.lab.api()
-        # Bookmarks would carry the watchers' resourceVersion past the compaction; pause them,
-        # write to a kind no agent watches, compact, and cut the watches.
-        api.fake("config", body={"bookmarkIntervalSeconds": 3600})
-        stamp = str(time.time())
-        api.request("PATCH", "/api/v1/namespaces/default", {"metadata": {"annotations": {"lab/api-gone": stamp}}},
-                    content_type="application/merge-patch+json")
-        compacted = api.fake("compact")
-        dropped = api.fake("drop-watches")
-        api.fake("config", body={"bookmarkIntervalSeconds": 5})
-        return {"compacted": compacted.get("compactedResourceVersion"), "dropped": dropped.get("dropped")}
+        """A restarted kube-apiserver fills its watch cache from etcd's current revision, and
+        etcd has forgotten everything older: resumed watches get 410 Gone and relist."""
+        self.lab.cp.stop_apiserver()
+        revision = self.lab.cp.compact_etcd()
+        self.lab.cp.start_apiserver()
+        return {"compacted": revision}
 
     def heal_api_gone(self, args):
         return {}
 
     # ------------------------------------------------------------ Service spec
-    # The fake API server runs no controllers: the selector and target-port faults write
-    # what the endpointslice controller would write after the change, and what kubelet
-    # writes for readiness.
 
     def service_of(self, args):
         need(args, "service")
         ns, name = split_service(args.service)
-        return self.lab.api().request("GET", service_path(ns, name))
-
-    def put_service(self, svc):
-        md = svc["metadata"]
-        md.pop("resourceVersion", None)
-        self.lab.api().request("PUT", service_path(md["namespace"], md["name"]), svc)
-
-    def pods(self, namespace):
-        return self.lab.api().list(f"/api/v1/namespaces/{namespace}/pods")
-
-    def set_pod_ready(self, namespace, name, ready):
-        """The Pod's Ready condition, as kubelet reports it; a pod the API does not hold
-        (the API server's own endpoint) is left alone."""
-        pod = next((p for p in self.pods(namespace) if p["metadata"]["name"] == name), None)
-        if pod is None:
-            return
-        pod["metadata"].pop("resourceVersion", None)
-        self.lab.api().request("PUT", f"/api/v1/namespaces/{namespace}/pods/{name}/status",
-                               O.set_pod_ready(pod, ready))
-
-    def pods_follow(self, sl):
-        """Every Pod behind the slice's endpoints takes its endpoint's readiness."""
-        for ep in sl.get("endpoints") or []:
-            ref = ep.get("targetRef") or {}
-            if ref.get("kind") == "Pod" and ref.get("name"):
-                ready = (ep.get("conditions") or {}).get("ready") is not False
-                self.set_pod_ready(ref.get("namespace") or sl["metadata"]["namespace"], ref["name"], ready)
-
-    def selected_endpoints(self, namespace, selector):
-        """The endpoints the endpointslice controller lists for `selector`: the pods it picks,
-        Ready as their Ready condition says."""
-        out = []
-        for obj in self.pods(namespace):
-            if not O.selects(selector, obj["metadata"].get("labels")):
-                continue
-            conds = (obj.get("status") or {}).get("conditions") or []
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
-            out.append(O.endpoint(self.lab.plan.pod(obj["metadata"]["name"]), ready))
-        return out
+        return self.lab.api().get(service_path(ns, name))
 
     def not_active(self, name, args):
         """A second fault of the same kind would save the first one's values as the originals."""
         if key(name, {"service": args.service}) in self.st.data["faults"]:
             raise LabError(f"a {name} fault is already active on {args.service}: heal it first")
 
-    def fault_selector(self, args):
-        need(args, "selector")
-        key_, value = parse_label(args.selector)
-        svc, sl = self.service_of(args), self.slice_of(args)
-        self.not_active("selector", args)
+    def selected_ips(self, namespace, selector):
+        """The IPs of the lab's pods `selector` picks, as the endpointslice controller lists them."""
+        return sorted(p.ip for p in self.lab.plan.pods if p.role in O.POD_LABELS and p.namespace == namespace
+                      and all(O.POD_LABELS[p.role](p).get(k) == v for k, v in selector.items()))
+
+    def set_selector(self, args, selector):
+        ns, name = split_service(args.service)
+        svc = self.service_of(args)
+        svc["spec"]["selector"] = selector  # replaced whole: a merge patch cannot drop a label
+        self.lab.api().request("PUT", service_path(ns, name), svc)
+        want = self.selected_ips(ns, selector)
+        self.lab.settle(lambda snap: sorted(endpoints_of(snap, ns, name)) == want,
+                        f"{args.service}'s EndpointSlice for selector {selector}")
+        return len(want)
+
+    def change_selector(self, args, fault, label):
+        svc = self.service_of(args)
+        self.not_active(fault, args)
         old = dict(svc["spec"].get("selector") or {})
-        self.record("selector", args, {"old_selector": old, "endpoints": sl.get("endpoints") or []})
-        svc["spec"]["selector"] = dict(old, **{key_: value})
-        self.put_service(svc)
-        sl["endpoints"] = self.selected_endpoints(svc["metadata"]["namespace"], svc["spec"]["selector"])
-        self.lab.api().put_slice(sl)
-        self.lab.apply()
-        return {"service": args.service, "selector": svc["spec"]["selector"], "endpoints": len(sl["endpoints"])}
+        self.record(fault, args, {"old_selector": old})
+        selector = dict(old, **{label[0]: label[1]})
+        return {"selector": selector, "endpoints": self.set_selector(args, selector)}
+
+    def restore_selector(self, args, fault):
+        saved = self.st.data["faults"].get(key(fault, {"service": args.service}))
+        if saved is None:
+            raise LabError(f"no active {fault} fault on {args.service}")
+        count = self.set_selector(args, saved["old_selector"])
+        self.forget(fault, args)
+        return {"selector": saved["old_selector"], "endpoints": count}
+
+    def fault_selector(self, args):
+        need(args, "service", "selector")
+        out = self.change_selector(args, "selector", parse_label(args.selector))
+        return {"service": args.service, **out}
 
     def heal_selector(self, args):
-        saved = self.st.data["faults"].get(key("selector", {"service": args.service}))
-        if saved is None:
-            raise LabError(f"no active selector fault on {args.service}")
-        svc, sl = self.service_of(args), self.slice_of(args)
-        svc["spec"]["selector"] = saved["old_selector"]
-        self.put_service(svc)
-        sl["endpoints"] = saved["endpoints"]
-        self.lab.api().put_slice(sl)
-        self.forget("selector", args)
-        self.lab.apply()
-        return {"service": args.service, "selector": saved["old_selector"], "endpoints": len(saved["endpoints"])}
+        out = self.restore_selector(args, "selector")
+        return {"service": args.service, **out}
+
+    def set_target_port(self, args, ports):
+        ns, name = split_service(args.service)
+        self.lab.api().patch(service_path(ns, name), {"spec": {"ports": ports}})
+        want = sorted({p["targetPort"] for p in ports})
+        self.lab.settle(lambda snap: slice_ports(snap, ns, name) == want,
+                        f"{args.service}'s EndpointSlice ports {want}")
 
     def fault_target_port(self, args):
-        need(args, "port")
+        need(args, "service", "port")
         if not str(args.port).isdigit() or not 1 <= int(args.port) <= 65535:
             raise LabError(f"--port {args.port!r}: a port number, 1 to 65535")
         port = int(args.port)
-        svc, sl = self.service_of(args), self.slice_of(args)
+        svc = self.service_of(args)
         self.not_active("target-port", args)
-        self.record("target-port", args,
-                    {"ports": svc["spec"].get("ports") or [], "slice_ports": sl.get("ports") or []})
-        for p in svc["spec"].get("ports") or []:
-            p["targetPort"] = port
-        for p in sl.get("ports") or []:
-            p["port"] = port
-        self.put_service(svc)
-        self.lab.api().put_slice(sl)
-        self.lab.apply()
+        ports = svc["spec"].get("ports") or []
+        self.record("target-port", args, {"ports": ports})
+        self.set_target_port(args, [dict(p, targetPort=port) for p in ports])
         return {"service": args.service, "target_port": port}
 
     def heal_target_port(self, args):
         saved = self.st.data["faults"].get(key("target-port", {"service": args.service}))
         if saved is None:
             raise LabError(f"no active target-port fault on {args.service}")
-        svc, sl = self.service_of(args), self.slice_of(args)
-        svc["spec"]["ports"] = saved["ports"]
-        sl["ports"] = saved["slice_ports"]
-        self.put_service(svc)
-        self.lab.api().put_slice(sl)
+        self.set_target_port(args, saved["ports"])
         self.forget("target-port", args)
-        self.lab.apply()
         return {"service": args.service, "target_port": [p.get("targetPort") for p in saved["ports"]]}
+
+
+def endpoints_of(snapshot, namespace, service):
+    """{address: ready} of every endpoint the Service's EndpointSlices list."""
+    out = {}
+    for sl in snapshot["slices"]:
+        md = sl["metadata"]
+        if md["namespace"] == namespace and (md.get("labels") or {}).get("kubernetes.io/service-name") == service:
+            for ep in sl.get("endpoints") or []:
+                for address in ep.get("addresses") or []:
+                    out[address] = O.ready(ep)
+    return out
+
+
+def slice_ports(snapshot, namespace, service):
+    """The sorted port numbers of the Service's EndpointSlices."""
+    return sorted({p.get("port") for sl in snapshot["slices"]
+                   if sl["metadata"]["namespace"] == namespace
+                   and (sl["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == service
+                   for p in sl.get("ports") or []})
 
 
 def parse_label(text):

@@ -10,7 +10,7 @@ in 10 days, or one issued for another host.
 
 import os
 
-from .kubeproxy import ready
+from .objects import ready
 from .netns import LabError, run
 from .pki import WRONG_HOST
 from .state import read_text

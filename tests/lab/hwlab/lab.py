@@ -1,10 +1,14 @@
 """Bringing the lab up and down, and keeping its generated parts in step with the API server.
 
-`up` builds, in order: the PKI, the network (underlay switch, nodes, pods), the fake API
-server, the first sync (kube-proxy rules on every node, DNS zones, the ingress controller's
-config, all read back from the API server), Knot, the workloads, nginx, one hopwatch agent per
-node, Prometheus and the loopback portal. Each namespace is written to the state file before
-it is created and each process right after it starts, so `down` removes exactly what exists.
+`up` builds, in order: the PKI, the network (underlay switch, nodes, pods), the control plane
+(etcd, kube-apiserver, kube-controller-manager), the objects (Nodes, Services, Pods and their
+status, the Ingress), kube-proxy on every node, CoreDNS, the agents' ServiceAccount and RBAC
+(from deploy/), the workloads, nginx, one hopwatch agent per node, Prometheus and the loopback
+portal. Each namespace is written to the state file before it is created and each process
+right after it starts, so `down` removes exactly what exists.
+
+What the lab still generates itself, from what the API server serves: the ingress
+controller's nginx config, and the public DNS zones (as external-dns would publish them).
 """
 
 import json
@@ -14,8 +18,9 @@ import socket
 import sys
 import time
 
-from . import dns, ingress, kubeproxy, netns, objects, prom
+from . import dns, ingress, netns, objects, prom
 from . import plan as P
+from .controlplane import ControlPlane, kubeconfig, wait_for
 from .kubeapi import API_PORT, Api
 from .netns import LabError
 from .pki import Pki
@@ -23,14 +28,17 @@ from .state import PREFIX, alive, reap, stop_procs
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
-FAKE_API = os.path.join(REPO, "tests", "fakeapi", "fake_apiserver.py")
-TOKEN = "hopwatch-lab-token"
-# The agents' own identity (their ServiceAccount): the `rbac` fault takes permissions from it only.
-AGENT_TOKEN = "hopwatch-agent-token"
+DEPLOY = os.path.join(REPO, "deploy")
+# The agents' identity: deploy/'s ServiceAccount, bound by deploy/'s ClusterRole.
+AGENT_SA = ("hopwatch", "hopwatch")
+# The kinds of deploy/ the lab applies: the agents' identity and its permissions.
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+# The lab's stand-in for the people who run `hopwatch trace`: bound to deploy/'s hopwatch-trace.
+TRACE_SA = "hopwatch-trace"
 
 # Programs `up` runs, and the Debian package of each.
 REQUIRED = [("ip", "iproute2"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
-            ("iptables-save", "iptables"), ("knotd", "knot"), ("knotc", "knot"), ("nginx", "nginx-light"),
+            ("iptables-save", "iptables"), ("nginx", "nginx-light"),
             ("prometheus", "prometheus"), ("promtool", "prometheus"), ("openssl", "openssl")]
 
 
@@ -55,11 +63,13 @@ class Lab:
         self.plan = P.make(p["domain"], p["nodes"]) if p.get("domain") else None
         self.pki = Pki(st.file("pki"))
         self.children = {}  # processes this invocation started: their exit codes can be read
+        self.cp = ControlPlane(self) if self.plan else None
 
     # ---------------------------------------------------------------- helpers
 
     def api(self):
-        return Api(self.plan.pod("kube-apiserver-node-1").netns, self.pki.path("ca.crt"), TOKEN)
+        return Api(self.plan.pod("kube-apiserver-node-1").netns, self.pki.path("ca.crt"),
+                   self.pki.path("admin.crt"), self.pki.path("admin.key"))
 
     def start(self, name, ns, argv, env=None):
         log = self.st.file("logs", name + ".log")
@@ -173,22 +183,28 @@ class Lab:
     # ---------------------------------------------------------------- sync
 
     def apply(self, node=None, honour_faults=True):
-        """Re-syncs kube-proxy (every node, or `node`), the DNS zones and nginx from the API."""
+        """Re-syncs what the lab generates (the public DNS zones, nginx) from the API server, and
+        starts the kube-proxy of `node` (or of every node) where it is not running, unless a
+        kube-proxy fault keeps it stopped."""
         snap = self.api().snapshot()
         faults = self.st.data["faults"]
         for n in ([node] if node else self.plan.node_range()):
-            fault = faults.get(f"kube-proxy {P.node_name(n)}")
-            if honour_faults and fault is not None:
-                if fault.get("service"):
-                    kubeproxy.sync(self.plan.node_netns(n), snap, exclude=[fault["service"]])
+            if honour_faults and f"kube-proxy {P.node_name(n)}" in faults:
                 continue
-            kubeproxy.sync(self.plan.node_netns(n), snap)
-        changed = dns.write_zones(self.st, self.plan, snap)
-        if self.running("knotd"):
-            dns.reload_zones(self.st, changed)
+            if not self.cp.kube_proxy_running(n):
+                self.cp.start_kube_proxy(n)
+                self.cp.wait_kube_proxy(n)
+        dns.write_zones(self.st, self.plan, snap)
         if ingress.write(self.st, self.pki, snap, self.st.data.setdefault("certs", {})) and self.running("nginx"):
             self.signal("nginx", signal.SIGHUP)
         return snap
+
+    def settle(self, check, what, seconds=30):
+        """Waits until `check(snapshot)` holds for what the controllers wrote, then re-syncs
+        what the lab generates. Returns the snapshot."""
+        wait_for(what, lambda: check(self.api().snapshot()), seconds)
+        self.cp.wait_kube_proxies()
+        return self.apply()
 
     def running(self, name):
         rec = self.st.proc(name)
@@ -202,31 +218,107 @@ class Lab:
 
     # ---------------------------------------------------------------- processes
 
-    def start_api(self):
-        pod = self.plan.pod("kube-apiserver-node-1")
-        crt = self.pki.leaf("apiserver", [
-            "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-            f"DNS:kubernetes.default.svc.{self.plan.domain}", "DNS:localhost",
-            f"IP:{P.API_IP}", f"IP:{pod.ip}", "IP:127.0.0.1"])
-        fixtures = self.st.file("objects.json")
-        self.write_file(fixtures, json.dumps(objects.build(self.plan), indent=1))
-        token = self.st.file("pki", "token")
-        self.write_file(token, TOKEN + "\n" + AGENT_TOKEN + "\n")
-        self.start("apiserver", pod.netns, [
-            sys.executable, FAKE_API, "--host", "0.0.0.0", "--port", str(API_PORT), "--tls-cert", crt,
-            "--tls-key", self.pki.path("apiserver.key"), "--ca-cert", self.pki.path("ca.crt"), "--token", token,
-            "--fixtures", fixtures, "--advertise-host", P.API_IP, "--bookmark-interval", "5", "--quiet"])
-        self.wait("fake API server", lambda: netns.tcp_open(pod.netns, ("127.0.0.1", API_PORT)), 20, "apiserver")
-        self.api().wait_ready()
+    def start_control_plane(self):
+        self.cp.identities()
+        self.cp.start_etcd()
+        self.cp.start_apiserver()
+        self.cp.start_controller_manager()
 
-    def start_knot(self):
+    def create_objects(self):
+        """The lab's objects, and the status kubelet and a cloud controller would write."""
+        api = self.api()
+        for obj in objects.namespaces():
+            api.create(obj)
+        for n in self.plan.node_range():
+            api.create(objects.node(self.plan, n))
+            api.patch(f"/api/v1/nodes/{P.node_name(n)}/status", objects.node_status(n))
+        for obj in objects.services(self.plan):
+            api.create(obj)
+        api.patch("/api/v1/namespaces/%s/services/%s/status" % objects.INGRESS_SERVICE, {"status": objects.LB_STATUS})
+        # ServiceAccount admission refuses pods until the serviceaccount controller has made
+        # the namespace's `default` account.
+        for ns in {p.namespace for p in self.plan.pods if p.role in objects.CONTAINER_PORTS}:
+            wait_for(f"ServiceAccount {ns}/default", lambda ns=ns: self.exists(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), 30)
+        for pod in self.plan.pods:
+            if pod.role in objects.CONTAINER_PORTS:
+                api.create(objects.pod_object(pod))
+                self.write_pod_status(pod, True)
+        api.create(objects.ingress_class())
+        ing = api.create(objects.ingress())
+        api.patch(f"/apis/networking.k8s.io/v1/namespaces/shop/ingresses/{ing['metadata']['name']}/status",
+                  {"status": objects.LB_STATUS})
+
+    def exists(self, path):
+        return self.api().raw("GET", path)[0] == 200
+
+    def write_pod_status(self, pod, ready):
+        """kubelet's part: the Pod's status, Running and (not) Ready."""
+        self.api().patch(f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/status", objects.pod_status(pod, ready))
+
+    def wait_endpoints(self, seconds=60):
+        """Until the endpointslice controller lists every Ready pod behind its Service."""
+        want = objects.expected_endpoints(self.plan)
+
+        def listed(snap):
+            got = {}
+            for sl in snap["slices"]:
+                md = sl["metadata"]
+                key = (md["namespace"], (md.get("labels") or {}).get("kubernetes.io/service-name"))
+                got.setdefault(key, set()).update(a for ep in sl.get("endpoints") or [] if objects.ready(ep)
+                                                  for a in ep.get("addresses") or [])
+            missing = {k: v for k, v in want.items() if sorted(got.get(k, ())) != v}
+            return not missing or None
+
+        self.settle(listed, "EndpointSlices of every Service", seconds)
+
+    def agent_rbac(self):
+        """deploy/'s ServiceAccount, ClusterRoles and ClusterRoleBinding, taken from the rendered
+        kustomize output (not retyped); returns a token of that ServiceAccount for the agents.
+        trace gets a ServiceAccount of its own, bound to deploy/'s `hopwatch-trace` role as a
+        cluster admin would bind it to the people who run trace (`agents/trace.kubeconfig`)."""
+        rendered = self.cp.kubectl("kustomize", DEPLOY).stdout
+        docs = [d for d in rendered.split("\n---\n")
+                if any(f"\nkind: {k}\n" in "\n" + d + "\n" for k in RBAC_KINDS)]
+        text = "\n---\n".join(docs) + "\n"
+        self.write_file(self.st.file("agents", "rbac.yaml"), text)
+        self.cp.kubectl("apply", "-f", "-", input_text=text)
+        ns, name = AGENT_SA
+        self.cp.kubectl("-n", ns, "create", "serviceaccount", TRACE_SA)
+        self.cp.kubectl("create", "clusterrolebinding", "lab-hopwatch-trace", "--clusterrole=hopwatch-trace",
+                        f"--serviceaccount={ns}:{TRACE_SA}")
+        kubeconfig(self.st.file("agents", "trace.kubeconfig"), f"https://{P.API_IP}:{P.API_PORT}",
+                   self.pki.path("ca.crt"), token=self.token(TRACE_SA))
+        return self.token(name)
+
+    def token(self, service_account):
+        """A TokenRequest token of a ServiceAccount in the agents' namespace."""
+        ns = AGENT_SA[0]
+        token = self.cp.kubectl("-n", ns, "create", "token", service_account, "--duration=48h").stdout.strip()
+        if not token:
+            raise LabError(f"no token for ServiceAccount {ns}/{service_account}")
+        return token
+
+    def start_coredns(self):
+        """CoreDNS with the ClusterRole of CoreDNS's own Kubernetes manifest, bound to its
+        client certificate's user."""
+        api = self.api()
+        api.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": "system:coredns"},
+                    "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                               "verbs": ["list", "watch"]},
+                              {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                               "verbs": ["list", "watch"]}]})
+        api.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "system:coredns"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "system:coredns"},
+                    "subjects": [{"kind": "User", "name": "lab:coredns", "apiGroup": "rbac.authorization.k8s.io"}]})
         pod = self.plan.role("dns")[0]
-        os.makedirs(self.st.file("knot", "db"), exist_ok=True)
-        conf = self.st.file("knot", "knot.conf")
-        self.write_file(conf, dns.knot_conf(self.st, self.plan, pod.ip))
-        self.start("knotd", pod.netns, ["knotd", "-c", conf])
+        conf = self.st.file("coredns", "Corefile")
+        self.write_file(conf, dns.corefile(self.st, self.plan))
+        self.start("coredns", pod.netns, [self.cp.bin("coredns"), "-conf", conf])
         probe = f"kubernetes.default.svc.{self.plan.domain}"
-        self.wait("Knot", lambda: dns.query(pod.netns, pod.ip, probe, timeout=0.3) == 0, 15, "knotd")
+        self.wait("CoreDNS", lambda: dns.query(pod.netns, pod.ip, probe, timeout=0.3) == 0, 30, "coredns")
 
     def start_workload(self, pod):
         self.start(pod.name, pod.netns, [sys.executable, os.path.join(HERE, "bin", "podserver.py"), pod.name,
@@ -250,13 +342,6 @@ class Lab:
         self.write_file(kubelet_resolv, self.resolv_conf(agent, kubelet_default=True))
         ca = self.pki.path("ca.crt")
         kubeconfig = self.st.file("agents", "kubeconfig")
-        self.write_file(kubeconfig, "\n".join([
-            "apiVersion: v1", "kind: Config",
-            "clusters:", "- name: lab", "  cluster:", f"    server: https://{P.API_IP}:{P.API_PORT}",
-            f"    certificate-authority: {ca}",
-            "users:", "- name: hopwatch", "  user:", f"    token: {AGENT_TOKEN}",
-            "contexts:", "- name: lab", "  context: {cluster: lab, user: hopwatch}",
-            "current-context: lab", ""]))
         q = json.dumps
         config = "\n".join([
             "# hopwatch in the lab: one agent per node, in a pod on that node (see docs/LAB.md).",
@@ -299,6 +384,10 @@ class Lab:
         return path
 
     def start_agents(self):
+        # The agents' kubeconfig: the in-cluster server and CA, and deploy/'s ServiceAccount's
+        # token (kube-rs's in-cluster paths under /var/run/secrets cannot be provided here).
+        kubeconfig(self.st.file("agents", "kubeconfig"), f"https://{P.API_IP}:{P.API_PORT}", self.pki.path("ca.crt"),
+                   token=self.agent_rbac())
         for agent in self.plan.role("agent"):
             self.start_agent(agent)
         for agent in self.plan.role("agent"):
@@ -358,22 +447,22 @@ class Lab:
         self.wait("portal", listening, 10, "portal")
         self.st.data["ports"] = found
         self.st.save()
-        self.write_file(self.st.file("kubeconfig"), "\n".join([
-            "apiVersion: v1", "kind: Config",
-            "clusters:", "- name: hopwatch-lab", "  cluster:", f"    server: https://127.0.0.1:{found['api']}",
-            f"    certificate-authority: {self.pki.path('ca.crt')}",
-            "users:", "- name: lab", "  user:", f"    token: {TOKEN}",
-            "contexts:", "- name: hopwatch-lab", "  context: {cluster: hopwatch-lab, user: lab}",
-            "current-context: hopwatch-lab", ""]))
+        kubeconfig(self.st.file("kubeconfig"), f"https://127.0.0.1:{found['api']}", self.pki.path("ca.crt"),
+                   self.pki.path("admin.crt"), self.pki.path("admin.key"))
 
     # ---------------------------------------------------------------- up / down
 
     def up(self):
         self.pki.ca()
         self.network()
-        self.start_api()
-        self.apply()
-        self.start_knot()
+        self.start_control_plane()
+        self.create_objects()
+        for n in self.plan.node_range():
+            self.cp.start_kube_proxy(n)
+        self.wait_endpoints()
+        for n in self.plan.node_range():
+            self.cp.wait_kube_proxy(n)
+        self.start_coredns()
         for pod in self.plan.role("workload"):
             self.start_workload(pod)
         for pod in self.plan.role("workload"):
@@ -420,12 +509,21 @@ def down(st):
 
 def http_get(ns, ip, port, path, timeout=2.0):
     """(status, body) of a plain HTTP GET sent from inside `ns`; (0, error) when it fails."""
+    return http_request(ns, ip, port, "GET", path, timeout=timeout)
+
+
+def http_request(ns, ip, port, method, path, body=None, timeout=2.0):
+    """(status, body) of a plain HTTP request sent from inside `ns`; (0, error) when it fails."""
     try:
         s = netns.connect_in(ns, (ip, port), timeout)
     except OSError as err:
         return 0, str(err)
+    data = (body or "").encode()
+    head = f"{method} {path} HTTP/1.0\r\nHost: {ip}:{port}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
     try:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\n\r\n".encode())
+        s.sendall(head.encode() + b"\r\n" + data)
         chunks = []
         while True:
             data = s.recv(65536)

@@ -21,8 +21,8 @@ are injected and healed like every other fault:
     agent-gone  --node N|all         node N's agent pod is gone: process killed, target removed
                                      from Prometheus's service discovery
     rbac        --resource R [--node N]
-                                     the API server answers 403 to R (a ClusterRole without
-                                     it); with --node, that node's agent restarts, as a pod
+                                     deploy/'s ClusterRole loses R, so the API server answers
+                                     403 to the agents for it; with --node, that node's agent restarts, as a pod
                                      rolled out after the edit would, and cannot list R
     config      --node N             node N's agent config gets a typo (an unknown field): the
                                      agent refuses the reload and keeps the previous config
@@ -34,7 +34,6 @@ import sys
 from . import netns, prom
 from . import plan as P
 from .netns import LabError
-from .lab import AGENT_TOKEN
 from .state import stop_procs
 
 LOSS_CHAIN = "HWL-DNSLOSS"
@@ -187,9 +186,18 @@ class OpsFaults:
     # ------------------------------------------------------------ RBAC and config
 
     def forbidden(self, resources):
+        """deploy/'s ClusterRole without `resources`: the real authorizer then answers 403 to
+        the agents' ServiceAccount for them, and for nothing else."""
+        api = self.lab.api()
+        path = "/apis/rbac.authorization.k8s.io/v1/clusterroles/hopwatch"
+        role = api.get(path)
+        original = self.st.data.setdefault("clusterrole_rules", role.get("rules") or [])
+        rules = [dict(r, resources=[x for x in r.get("resources") or [] if x not in resources]) for r in original]
+        role["rules"] = [r for r in rules if r["resources"]]
+        api.request("PUT", path, role)
         self.st.data["forbidden"] = sorted(resources)
         self.st.save()
-        return self.lab.api().fake("forbid", body={"resources": sorted(resources), "tokens": [AGENT_TOKEN]})
+        return {"forbidden": sorted(resources), "rules": role["rules"]}
 
     def fault_rbac(self, args):
         if not args.resource:

@@ -1,5 +1,6 @@
 """The lab's certificates, made with the openssl command line: a lab CA, the API server's
-serving certificate, and for each Ingress host a valid, an expired and (shared) a wrong-host
+serving certificate, the control plane's client certificates (the admin, kube-proxy,
+CoreDNS), the ServiceAccount token signing key, and for each Ingress host a valid, an expired and (shared) a wrong-host
 certificate. `openssl x509 -req` cannot back-date a certificate, so the expired ones come
 from `openssl ca` with explicit start and end dates."""
 
@@ -55,12 +56,34 @@ class Pki:
             return crt
         cn = sans[0].split(":", 1)[1]
         self._csr(name, cn, sans)
-        ext = self.path(name + ".ext")
+        return self._sign(name, f"subjectAltName={','.join(sans)}\nextendedKeyUsage=serverAuth\n", days)
+
+    def client(self, name, cn, org=None):
+        """A client certificate: the API server takes CN as the user name and O as its group."""
+        crt = self.path(name + ".crt")
+        if os.path.exists(crt):
+            return crt
+        subject = (f"/O={org}" if org else "") + f"/CN={cn}"
+        run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", self.path(name + ".key"), "-out", self.path(name + ".csr"), "-subj", subject])
+        return self._sign(name, "extendedKeyUsage=clientAuth\n", 365)
+
+    def _sign(self, name, extensions, days):
+        crt, ext = self.path(name + ".crt"), self.path(name + ".ext")
         with open(ext, "w", encoding="ascii") as f:
-            f.write(f"subjectAltName={','.join(sans)}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+            f.write(extensions + "basicConstraints=CA:FALSE\n")
         run(["openssl", "x509", "-req", "-in", self.path(name + ".csr"), "-CA", self.path("ca.crt"),
              "-CAkey", self.path("ca.key"), "-CAcreateserial", "-days", str(days), "-out", crt, "-extfile", ext])
         return crt
+
+    def signing_key(self, name):
+        """An EC key pair (`name`.key, `name`.pub): the API server signs ServiceAccount tokens
+        with the private key (ES256) and checks them with the public one."""
+        key, pub = self.path(name + ".key"), self.path(name + ".pub")
+        if not os.path.exists(pub):
+            run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key])
+            run(["openssl", "ec", "-in", key, "-pubout", "-out", pub])
+        return key, pub
 
     def expired(self, name, sans):
         """A certificate for `sans` that was valid in January 2024 only."""
