@@ -436,7 +436,7 @@ fn render_text(report: &LookupReport) -> String {
     );
     out += &format!(
         "queries: {}, NXDOMAIN: {}, NODATA: {}, duration: {:.2} ms\n",
-        report.queries.len(),
+        report.wire_count(),
         report.count(QueryStatus::NxDomain),
         nodata(report),
         millis(report.duration),

@@ -139,7 +139,7 @@ async fn over_udp<W: Wire>(
         .map_err(|_| Failure::PortClosed)?;
     let index = log.sent(query, Transport::Udp, server);
     if socket.send_to(&query.bytes, server).await.is_err() {
-        log.close(index, QueryStatus::Unreachable);
+        log.not_sent(index);
         return Err(Failure::PortClosed);
     }
     loop {
@@ -177,11 +177,11 @@ async fn over_tcp<W: Wire>(
         Err(_) => return Err(Failure::Timeout),
     };
     let index = log.sent(query, Transport::Tcp, server);
-    let reply = match conn.send(&query.bytes).await {
-        Ok(()) => super::glibc::read_reply(&mut conn, query, until).await,
-        Err(_) => None,
-    };
-    match reply {
+    if conn.send(&query.bytes).await.is_err() {
+        log.not_sent(index);
+        return Err(Failure::PortClosed);
+    }
+    match super::glibc::read_reply(&mut conn, query, until).await {
         Some(reply) if !reply.truncated => {
             log.answered(&reply, server, Transport::Tcp);
             Ok(reply)

@@ -158,10 +158,13 @@ pub enum QueryStatus {
     Timeout,
     /// The network said the server cannot be reached (ICMP port or host unreachable).
     Unreachable,
+    /// The send failed: the query never reached the wire. Not a wire query, so it is kept
+    /// out of every wire count.
+    SendError,
 }
 
 impl QueryStatus {
-    pub const ALL: [QueryStatus; 9] = [
+    pub const ALL: [QueryStatus; 10] = [
         QueryStatus::NoError,
         QueryStatus::FormErr,
         QueryStatus::ServFail,
@@ -171,9 +174,11 @@ impl QueryStatus {
         QueryStatus::Other,
         QueryStatus::Timeout,
         QueryStatus::Unreachable,
+        QueryStatus::SendError,
     ];
 
-    /// CoreDNS's rcode strings, plus `TIMEOUT` and `UNREACHABLE` when no reply came.
+    /// CoreDNS's rcode strings, plus `TIMEOUT` and `UNREACHABLE` when no reply came, and
+    /// `SEND_ERROR` for a query that never left.
     pub fn as_str(self) -> &'static str {
         match self {
             QueryStatus::NoError => "NOERROR",
@@ -185,6 +190,7 @@ impl QueryStatus {
             QueryStatus::Other => "OTHER",
             QueryStatus::Timeout => "TIMEOUT",
             QueryStatus::Unreachable => "UNREACHABLE",
+            QueryStatus::SendError => "SEND_ERROR",
         }
     }
 
@@ -207,7 +213,8 @@ impl Serialize for QueryStatus {
     }
 }
 
-/// One wire query, as sent and as answered.
+/// One query the resolver sent (or tried to: see [`QueryStatus::SendError`]), and how it
+/// was answered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryRecord {
     /// The fully qualified name asked, with its trailing dot.
@@ -243,9 +250,21 @@ pub struct LookupReport {
 }
 
 impl LookupReport {
-    /// Wire queries of the given status.
+    /// Queries of the given status.
     pub fn count(&self, status: QueryStatus) -> usize {
         self.queries.iter().filter(|q| q.status == status).count()
+    }
+
+    /// The queries that reached the wire: every one but those whose send failed.
+    pub fn wire(&self) -> impl Iterator<Item = &QueryRecord> {
+        self.queries
+            .iter()
+            .filter(|q| q.status != QueryStatus::SendError)
+    }
+
+    /// How many queries reached the wire.
+    pub fn wire_count(&self) -> usize {
+        self.wire().count()
     }
 }
 
@@ -295,8 +314,8 @@ impl DnsCycle {
         if self.search.name.ends_with('.') {
             return Some(1.0);
         }
-        let fqdn = self.fqdn.as_ref()?.queries.len();
-        (fqdn > 0).then(|| self.search.queries.len() as f64 / fqdn as f64)
+        let fqdn = self.fqdn.as_ref()?.wire_count();
+        (fqdn > 0).then(|| self.search.wire_count() as f64 / fqdn as f64)
     }
 }
 

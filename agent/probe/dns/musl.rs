@@ -108,9 +108,21 @@ async fn send_unanswered<D: Datagram, W: Wire>(
         .filter(|(_, a)| a.is_none())
     {
         for &server in servers {
-            ctx.log.sent(query, Transport::Udp, server);
-            let _ = socket.send_to(&query.bytes, server).await;
+            send(ctx, socket, query, server).await;
         }
+    }
+}
+
+/// Sends one query to one server; a failed send is recorded as never sent.
+async fn send<D: Datagram, W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    socket: &D,
+    query: &Outgoing,
+    server: SocketAddr,
+) {
+    let index = ctx.log.sent(query, Transport::Udp, server);
+    if socket.send_to(&query.bytes, server).await.is_err() {
+        ctx.log.not_sent(index);
     }
 }
 
@@ -144,8 +156,7 @@ async fn take<D: Datagram, W: Wire>(
             state.errors[i] = Some(reply.status);
             if state.servfail_retry > 0 {
                 state.servfail_retry -= 1;
-                ctx.log.sent(&queries[i], Transport::Udp, from);
-                let _ = socket.send_to(&queries[i].bytes, from).await;
+                send(ctx, socket, &queries[i], from).await;
             }
         }
         other => state.errors[i] = Some(other),
@@ -160,7 +171,10 @@ async fn over_tcp<W: Wire>(
 ) -> Option<Reply> {
     let mut conn = timeout_at(end, ctx.wire.tcp(server)).await.ok()?.ok()?;
     let index = ctx.log.sent(query, Transport::Tcp, server);
-    conn.send(&query.bytes).await.ok()?;
+    if conn.send(&query.bytes).await.is_err() {
+        ctx.log.not_sent(index);
+        return None;
+    }
     let reply = super::glibc::read_reply(&mut conn, query, end).await;
     match reply {
         Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => Some(reply),

@@ -35,6 +35,11 @@ pub trait Wire: Sync {
 pub trait Datagram {
     fn send_to(&self, bytes: &[u8], to: SocketAddr) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Sends every message to the connected peer in one system call (`sendmmsg`), as glibc
+    /// sends an A+AAAA pair, so all of them leave before an ICMP error can come back.
+    /// Returns how many left, in order; an error only when none did.
+    fn send_all(&self, messages: &[&[u8]]) -> impl Future<Output = io::Result<usize>> + Send;
+
     /// The next datagram. Cancel-safe.
     fn recv_from(&self) -> impl Future<Output = io::Result<(Vec<u8>, SocketAddr)>> + Send;
 }
@@ -118,6 +123,17 @@ impl Log {
         query.answers = reply.answers;
         query.truncated = reply.truncated;
         Some(index)
+    }
+
+    /// Marks a query recorded by [`Log::sent`] as never sent: its send failed.
+    pub(super) fn not_sent(&mut self, index: usize) {
+        if let (Some(query), Some(pending)) =
+            (self.queries.get_mut(index), self.pending.get_mut(index))
+        {
+            pending.open = false;
+            query.status = QueryStatus::SendError;
+            query.duration = std::time::Duration::ZERO;
+        }
     }
 
     /// Closes a query that got no reply, with `status` TIMEOUT or UNREACHABLE.
