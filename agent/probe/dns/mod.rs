@@ -10,6 +10,7 @@
 
 mod glibc;
 mod golang;
+mod linger;
 mod message;
 mod musl;
 pub mod plan;

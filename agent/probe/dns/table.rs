@@ -322,6 +322,39 @@ async fn musl_asks_every_nameserver_at_once() {
     );
     let r = lookup(&net, Flavor::Musl, &conf, "kubernetes.default").await;
     assert_eq!((r.queries.len(), r.result), (8, Ok(())));
+    // The second server's replies came after musl had its answer: still recorded as sent.
+    assert_eq!(
+        (
+            nx(&r),
+            r.count(QueryStatus::NoError),
+            r.count(QueryStatus::Timeout)
+        ),
+        (4, 4, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn musl_late_replies_do_not_lengthen_the_lookup() {
+    let conf = POD.replace(
+        "nameserver 10.96.0.10",
+        "nameserver 10.96.0.10\nnameserver 10.96.0.11",
+    );
+    let net = SimNet::lab();
+    net.server("10.96.0.11:53", Behavior::Blackhole);
+    let start = Instant::now();
+    let r = lookup(&net, Flavor::Musl, &conf, "kubernetes.default").await;
+    assert_eq!((r.queries.len(), r.result), (8, Ok(())));
+    assert_eq!(r.duration, Duration::ZERO);
+    // Only the silent server's queries are TIMEOUT, after waiting out the linger.
+    let silent: Vec<QueryStatus> = r
+        .queries
+        .iter()
+        .filter(|q| q.server.to_string() == "10.96.0.11:53")
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(silent, [QueryStatus::Timeout; 4]);
+    assert_eq!(r.count(QueryStatus::Timeout), 4);
+    assert_eq!(start.elapsed(), super::linger::LINGER);
 }
 
 #[tokio::test(start_paused = true)]

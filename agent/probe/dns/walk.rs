@@ -136,6 +136,11 @@ impl Log {
         }
     }
 
+    /// Whether the query at `index` still waits for its reply.
+    pub(super) fn is_open(&self, index: usize) -> bool {
+        self.pending.get(index).is_some_and(|p| p.open)
+    }
+
     /// Closes a query that got no reply, with `status` TIMEOUT or UNREACHABLE.
     pub(super) fn close(&mut self, index: usize, status: QueryStatus) {
         if let (Some(query), Some(pending)) =
@@ -188,6 +193,8 @@ pub(super) struct Ctx<'a, W: Wire> {
     /// glibc switches a resolver to single-request mode after a reply went missing.
     pub sticky_single_request: bool,
     pub sticky_single_request_reopen: bool,
+    /// musl's finished steps whose other servers' replies are still due.
+    pub lingering: Vec<super::linger::Lingering<W::Udp>>,
 }
 
 impl<W: Wire> Ctx<'_, W> {
@@ -235,8 +242,12 @@ pub async fn lookup<W: Wire>(
         expired: false,
         sticky_single_request: false,
         sticky_single_request_reopen: false,
+        lingering: Vec::new(),
     };
     let (result, addresses) = walk_with_buffer(&mut ctx, name, opts.flavor).await;
+    // The application has its answer now; late replies are read after, off its clock.
+    let duration = start.elapsed();
+    super::linger::finish(&mut ctx).await;
     ctx.log.give_up_all();
     LookupReport {
         name: name.to_string(),
@@ -244,7 +255,7 @@ pub async fn lookup<W: Wire>(
         flavor: opts.flavor,
         result,
         addresses,
-        duration: start.elapsed(),
+        duration,
         queries: ctx.log.queries,
     }
 }
