@@ -24,13 +24,14 @@ pub mod wire;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Failure;
 
-pub use resolv::ResolvConf;
+pub use resolv::{ResolvConf, ServerOffset};
 
 /// Which stub resolver is emulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -279,6 +280,37 @@ pub struct DnsCheck {
     pub server: String,
     /// The answer must be exactly these addresses (an empty set: no address at all).
     pub expect: Option<Vec<IpAddr>>,
+    /// The resolv.conf last read, kept parsed while its text stays the same.
+    pub conf: ConfCache,
+}
+
+/// A target's resolv.conf, parsed, kept until the file's text changes: the resolver state
+/// that lives with a configuration (Go's rotate counter) lasts as long as it does, as in a
+/// long-running process, and starts over with a new file, as Go's reload does. Clones share
+/// it, so it survives the scheduler cloning the target for every attempt.
+#[derive(Debug, Clone, Default)]
+pub struct ConfCache(Arc<Mutex<Option<(String, ResolvConf)>>>);
+
+impl ConfCache {
+    /// The configuration of `text`: the kept one when the text is unchanged.
+    pub fn get(&self, text: &str, flavor: Flavor) -> ResolvConf {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.as_ref() {
+            Some((old, conf)) if old == text => conf.clone(),
+            _ => {
+                let conf = ResolvConf::parse(text, flavor);
+                *kept = Some((text.to_string(), conf.clone()));
+                conf
+            }
+        }
+    }
+}
+
+/// State, not configuration: a reloaded target equal in every setting keeps running with it.
+impl PartialEq for ConfCache {
+    fn eq(&self, _: &ConfCache) -> bool {
+        true
+    }
 }
 
 impl DnsCheck {
@@ -293,6 +325,7 @@ impl DnsCheck {
             target,
             server: server.to_string(),
             expect: None,
+            conf: ConfCache::default(),
         }
     }
 }
@@ -348,7 +381,8 @@ pub async fn lookup(
 
 /// One probe cycle of a configured DNS target: the name as written, then as an FQDN.
 ///
-/// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes. The
+/// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes, and
+/// parsed again only when its text changed (see [`ConfCache`]). The
 /// probe's duration and result are those of the lookup as written; the FQDN lookup runs after
 /// it, when time is left, as the baseline for the amplification ratio.
 ///
@@ -365,7 +399,7 @@ pub async fn probe(check: &DnsCheck, deadline: tokio::time::Instant) -> super::O
         };
     };
     let opts = LookupOptions {
-        conf: ResolvConf::parse(&text, target.flavor),
+        conf: check.conf.get(&text, target.flavor),
         flavor: target.flavor,
         qtypes: target.qtypes,
         server: target.server,
@@ -405,5 +439,23 @@ fn matches_expected(report: &LookupReport, expected: &[IpAddr]) -> Result<(), Fa
         Err(Failure::Nxdomain | Failure::Nodata) if want.is_empty() => Ok(()),
         Ok(()) | Err(Failure::Nxdomain | Failure::Nodata) => Err(Failure::DnsMismatch),
         Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_keeps_its_configuration_and_rotate_counter_until_the_file_changes() {
+        let cache = ConfCache::default();
+        let attempt = cache.clone();
+        let text = "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions rotate\n";
+        assert_eq!(cache.get(text, Flavor::Go).server_offset.next(), 0);
+        assert_eq!(attempt.get(text, Flavor::Go).server_offset.next(), 1);
+        let changed = text.replace("10.0.0.2", "10.0.0.3");
+        let conf = attempt.get(&changed, Flavor::Go);
+        assert_eq!(conf.nameservers[1], SocketAddr::from(([10, 0, 0, 3], 53)));
+        assert_eq!(conf.server_offset.next(), 0);
     }
 }
