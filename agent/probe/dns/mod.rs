@@ -67,6 +67,36 @@ impl Flavor {
     }
 }
 
+/// Which flavor to pick for a pod's image: `(image, flavor)`, the same rows as the table in
+/// config/README.md and in `hopwatch probe dns --help`.
+pub const IMAGE_FLAVORS: [(&str, Flavor); 6] = [
+    ("Alpine 3.18 and later (musl 1.2.4+)", Flavor::Musl),
+    (
+        "Alpine 3.17 and earlier (musl 1.2.3 and older)",
+        Flavor::MuslLegacy,
+    ),
+    ("Debian, Ubuntu", Flavor::Glibc),
+    ("Red Hat UBI (ubi8, ubi9, ubi-minimal)", Flavor::Glibc),
+    ("distroless base and cc (glibc inside)", Flavor::Glibc),
+    (
+        "distroless static or scratch, running a CGO_ENABLED=0 Go binary",
+        Flavor::Go,
+    ),
+];
+
+/// [`IMAGE_FLAVORS`] as plain text lines, for `--help`.
+pub fn image_flavor_lines() -> String {
+    let width = IMAGE_FLAVORS
+        .iter()
+        .map(|(i, _)| i.len())
+        .max()
+        .unwrap_or(0);
+    IMAGE_FLAVORS
+        .iter()
+        .map(|(image, flavor)| format!("  {image:width$}  {flavor}\n"))
+        .collect()
+}
+
 impl fmt::Display for Flavor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
