@@ -409,6 +409,17 @@ pub async fn lookup(
     walk::lookup(&wire::NetWire, name, opts, deadline).await
 }
 
+/// Looks `name` up for its answer only, returning as soon as the application would have it:
+/// replies still due then (musl's other nameservers) are not waited for. An HTTP probe's DNS
+/// phase, which must not last longer than the application's lookup.
+pub async fn resolve(
+    name: &str,
+    opts: &LookupOptions,
+    deadline: tokio::time::Instant,
+) -> LookupReport {
+    walk::answer(&wire::NetWire, name, opts, deadline).await
+}
+
 /// One probe cycle of a configured DNS target: the name as written, then as an FQDN.
 ///
 /// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes, and

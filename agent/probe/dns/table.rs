@@ -509,3 +509,28 @@ async fn go_rotate_with_the_first_server_silent() {
     );
     assert_eq!(r.duration, Duration::from_secs(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_answer_alone_does_not_wait_for_late_replies() {
+    let conf = POD.replace(
+        "nameserver 10.96.0.10",
+        "nameserver 10.96.0.10\nnameserver 10.96.0.11",
+    );
+    let net = SimNet::lab();
+    net.server("10.96.0.11:53", Behavior::Blackhole);
+    let opts = LookupOptions {
+        conf: ResolvConf::parse(&conf, Flavor::Musl),
+        flavor: Flavor::Musl,
+        qtypes: QueryTypes::Both,
+        server: None,
+    };
+    let start = Instant::now();
+    let r = walk::answer(
+        &net,
+        "kubernetes.default",
+        &opts,
+        start + Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!((r.result, start.elapsed()), (Ok(()), Duration::ZERO));
+}

@@ -217,12 +217,41 @@ impl<W: Wire> Ctx<'_, W> {
     }
 }
 
-/// Looks `name` up as `opts.flavor` would, sending through `wire`, until `deadline`.
+/// Looks `name` up as `opts.flavor` would, sending through `wire`, until `deadline`. Replies
+/// still due when the answer is known (musl's other nameservers) are collected after it.
 pub async fn lookup<W: Wire>(
     wire: &W,
     name: &str,
     opts: &LookupOptions,
     deadline: Instant,
+) -> LookupReport {
+    run(wire, name, opts, deadline, Late::Collect).await
+}
+
+/// Like [`lookup`], but returns as soon as the answer is known: queries still waiting for a
+/// reply then are `TIMEOUT`. For callers that want the answer, not the query accounting.
+pub async fn answer<W: Wire>(
+    wire: &W,
+    name: &str,
+    opts: &LookupOptions,
+    deadline: Instant,
+) -> LookupReport {
+    run(wire, name, opts, deadline, Late::Ignore).await
+}
+
+/// What to do with replies still due once the application has its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Late {
+    Collect,
+    Ignore,
+}
+
+async fn run<W: Wire>(
+    wire: &W,
+    name: &str,
+    opts: &LookupOptions,
+    deadline: Instant,
+    late: Late,
 ) -> LookupReport {
     let start = Instant::now();
     let mode = if name.ends_with('.') {
@@ -247,7 +276,9 @@ pub async fn lookup<W: Wire>(
     let (result, addresses) = walk_with_buffer(&mut ctx, name, opts.flavor).await;
     // The application has its answer now; late replies are read after, off its clock.
     let duration = start.elapsed();
-    super::linger::finish(&mut ctx).await;
+    if late == Late::Collect {
+        super::linger::finish(&mut ctx).await;
+    }
     ctx.log.give_up_all();
     LookupReport {
         name: name.to_string(),
