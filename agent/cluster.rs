@@ -287,6 +287,7 @@ fn dns_check(
         target,
         server: server_label.to_string(),
         expect,
+        conf: Default::default(),
     }
 }
 

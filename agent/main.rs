@@ -154,7 +154,7 @@ struct DnsArgs {
     #[arg(long, value_name = "FILE", default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
     /// The stub resolver to emulate: glibc, musl, musl-legacy or go.
-    #[arg(long, default_value = "glibc", value_parser = parse_flavor)]
+    #[arg(long, default_value = "glibc", value_parser = parse_flavor, long_help = flavor_help())]
     flavor: Flavor,
     /// Send every query to this server instead of the resolv.conf nameservers.
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_server)]
@@ -168,6 +168,15 @@ struct DnsArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// `--flavor`'s long help: the choices, and which one an image needs.
+fn flavor_help() -> String {
+    format!(
+        "The stub resolver to emulate: glibc, musl, musl-legacy or go. Pick the one of the \
+         pod's image:\n\n{}",
+        dns::image_flavor_lines().trim_end()
+    )
 }
 
 fn main() -> ExitCode {
@@ -436,7 +445,7 @@ fn render_text(report: &LookupReport) -> String {
     );
     out += &format!(
         "queries: {}, NXDOMAIN: {}, NODATA: {}, duration: {:.2} ms\n",
-        report.queries.len(),
+        report.wire_count(),
         report.count(QueryStatus::NxDomain),
         nodata(report),
         millis(report.duration),

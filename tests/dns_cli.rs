@@ -303,3 +303,21 @@ fn usage_errors_exit_2_and_send_nothing() {
         "no query was sent"
     );
 }
+
+/// Which flavor an image needs is told the same way in `--help` and in config/README.md.
+#[test]
+fn the_image_to_flavor_table_is_in_the_help_and_the_config_docs() {
+    let mut command = Command::new(BIN);
+    command.args(["probe", "dns", "--help"]);
+    let help = stdout(&output_within(command, Duration::from_secs(30)));
+    let docs = include_str!("../config/README.md");
+    for (image, flavor) in hopwatch::probe::dns::IMAGE_FLAVORS {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(image))
+            .unwrap_or_else(|| panic!("{image:?} is not in `probe dns --help`:\n{help}"));
+        assert!(line.trim_end().ends_with(flavor.as_str()), "{line}");
+        let row = format!("| {image} | `{flavor}` |");
+        assert!(docs.contains(&row), "{row} is not in config/README.md");
+    }
+}

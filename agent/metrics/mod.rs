@@ -19,7 +19,7 @@ use prometheus::{
 pub mod cluster;
 mod process;
 
-use crate::probe::dns::{DnsCycle, LookupReport, QueryStatus};
+use crate::probe::dns::{DnsCycle, LookupReport, QueryRecord, QueryStatus};
 use crate::probe::http::HttpReport;
 use crate::probe::{Detail, Failure, Hop, Outcome, TargetKey, result_label};
 
@@ -47,6 +47,7 @@ enum Family {
     ProbeDuration,
     DnsLookups,
     DnsQueries,
+    DnsSendErrors,
     DnsLookupDuration,
     DnsQueriesPerLookup,
     DnsNxdomainPerLookup,
@@ -67,6 +68,7 @@ pub struct Metrics {
     probe_duration: HistogramVec,
     dns_lookups: IntCounterVec,
     dns_queries: IntCounterVec,
+    dns_send_errors: IntCounterVec,
     dns_lookup_duration: HistogramVec,
     dns_queries_per_lookup: IntGaugeVec,
     dns_nxdomain_per_lookup: IntGaugeVec,
@@ -130,6 +132,11 @@ impl Metrics {
                 "hopwatch_dns_queries_total",
                 "Wire queries of DNS lookups (search and fqdn mode) by type, rcode and transport.",
                 &["target", "server", "mode", "qtype", "rcode", "transport"],
+            ),
+            dns_send_errors: r.counters(
+                "hopwatch_dns_send_errors_total",
+                "DNS queries the emulated resolver tried to send but that never reached the wire (rcode SEND_ERROR).",
+                &["target", "server", "mode", "qtype", "transport"],
             ),
             dns_lookup_duration: r.histograms(
                 "hopwatch_dns_lookup_duration_seconds",
@@ -333,17 +340,7 @@ impl Metrics {
     ) {
         let mode = report.mode.as_str();
         for query in &report.queries {
-            let labels = [
-                target,
-                server,
-                mode,
-                query.qtype.as_str(),
-                query.status.as_str(),
-                query.transport.as_str(),
-            ];
-            self.dns_queries
-                .with_label_values(series.note(Family::DnsQueries, &labels))
-                .inc();
+            self.record_query(series, [target, server, mode], query);
         }
         let labels = [target, server, mode];
         let seconds = report.duration.as_secs_f64();
@@ -353,11 +350,35 @@ impl Metrics {
         let queries = self
             .dns_queries_per_lookup
             .with_label_values(series.note(Family::DnsQueriesPerLookup, &labels));
-        queries.set(count(report.queries.len()));
+        queries.set(count(report.wire_count()));
         let nxdomain = self
             .dns_nxdomain_per_lookup
             .with_label_values(series.note(Family::DnsNxdomainPerLookup, &labels));
         nxdomain.set(count(report.count(QueryStatus::NxDomain)));
+    }
+
+    /// One query: a wire query by rcode, or a send that never reached the wire.
+    fn record_query(&self, series: &mut Series, labels: [&str; 3], query: &QueryRecord) {
+        let [target, server, mode] = labels;
+        let (qtype, transport) = (query.qtype.as_str(), query.transport.as_str());
+        if query.status == QueryStatus::SendError {
+            let labels = [target, server, mode, qtype, transport];
+            self.dns_send_errors
+                .with_label_values(series.note(Family::DnsSendErrors, &labels))
+                .inc();
+            return;
+        }
+        let labels = [
+            target,
+            server,
+            mode,
+            qtype,
+            query.status.as_str(),
+            transport,
+        ];
+        self.dns_queries
+            .with_label_values(series.note(Family::DnsQueries, &labels))
+            .inc();
     }
 
     /// Whether probes of `hop` are timed in `hopwatch_probe_duration_seconds` (all are, until
@@ -401,6 +422,7 @@ impl Metrics {
             Family::ProbeDuration => self.probe_duration.remove_label_values(labels),
             Family::DnsLookups => self.dns_lookups.remove_label_values(labels),
             Family::DnsQueries => self.dns_queries.remove_label_values(labels),
+            Family::DnsSendErrors => self.dns_send_errors.remove_label_values(labels),
             Family::DnsLookupDuration => self.dns_lookup_duration.remove_label_values(labels),
             Family::DnsQueriesPerLookup => self.dns_queries_per_lookup.remove_label_values(labels),
             Family::DnsNxdomainPerLookup => {
@@ -561,7 +583,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::probe::dns::{Flavor, Mode, Qtype, QueryRecord, Transport};
+    use crate::probe::dns::{Flavor, Mode, Qtype, Transport};
     use crate::probe::{Failure, tcp};
 
     fn query(qname: &str, qtype: Qtype, status: QueryStatus, millis: u64) -> QueryRecord {
@@ -831,11 +853,64 @@ mod tests {
         }
     }
 
+    /// The pair against a closed port: the A left and came back ICMP port unreachable, the
+    /// AAAA's send failed.
+    fn send_error_outcome() -> Outcome {
+        let search = vec![
+            query("web.", Qtype::A, QueryStatus::Unreachable, 0),
+            query("web.", Qtype::Aaaa, QueryStatus::SendError, 0),
+        ];
+        let cycle = DnsCycle {
+            server: "resolv.conf".to_string(),
+            search: report(Mode::Search, search, 0),
+            fqdn: None,
+        };
+        Outcome {
+            result: Err(Failure::Unreachable),
+            duration: Duration::ZERO,
+            detail: Detail::Dns(cycle),
+        }
+    }
+
+    #[test]
+    fn a_query_that_never_left_is_a_send_error_not_a_wire_query() {
+        let metrics = Metrics::new();
+        metrics.record(&key("web"), &send_error_outcome());
+        let text = metrics.encode();
+        let line = |prefix: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            line("hopwatch_dns_send_errors_total{"),
+            [
+                "hopwatch_dns_send_errors_total{mode=\"search\",qtype=\"AAAA\",server=\"resolv.conf\",target=\"web\",transport=\"udp\"} 1"
+            ]
+        );
+        assert_eq!(
+            line("hopwatch_dns_queries_total{"),
+            [
+                "hopwatch_dns_queries_total{mode=\"search\",qtype=\"A\",rcode=\"UNREACHABLE\",server=\"resolv.conf\",target=\"web\",transport=\"udp\"} 1"
+            ]
+        );
+        assert_eq!(
+            line("hopwatch_dns_queries_per_lookup{"),
+            [
+                "hopwatch_dns_queries_per_lookup{mode=\"search\",server=\"resolv.conf\",target=\"web\"} 1"
+            ]
+        );
+        metrics.forget(&key("web"));
+        assert!(!metrics.encode().contains("hopwatch_dns_send_errors_total{"));
+    }
+
     #[test]
     fn every_metric_and_label_value_is_documented() {
         let docs = include_str!("../../docs/METRICS.md");
         let metrics = Metrics::new();
         metrics.record(&key("web"), &dns_outcome());
+        metrics.record(&key("closed"), &send_error_outcome());
         for family in metrics.registry().gather() {
             assert!(
                 docs.contains(&format!("| `{}` |", family.name())),

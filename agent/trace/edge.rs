@@ -67,7 +67,7 @@ pub fn described(report: &LookupReport) -> Hop {
         } else {
             answers.join(", ")
         },
-        report.queries.len(),
+        report.wire_count(),
         report.count(QueryStatus::NxDomain)
     );
     hop
@@ -76,7 +76,7 @@ pub fn described(report: &LookupReport) -> Hop {
 /// The finding of a lookup that got no address at all.
 pub fn lookup_failure(report: &LookupReport, confirm: Vec<String>) -> Option<Finding> {
     let failure = report.result.err()?;
-    let queries = report.queries.len();
+    let queries = report.wire_count();
     let (cause, detail) = match failure {
         Failure::Timeout => {
             let mut servers: Vec<String> = report

@@ -1,6 +1,7 @@
 //! Shared helpers for the DNS integration tests: a real Knot DNS server, a UDP blackhole, a
 //! closed port, temporary files, the agent as a child process and a Prometheus text parser.
 //!
+//! - [`capture`]: every DNS query on the wire of a network namespace, and its fate.
 //! - [`knot`]: `knotd` on loopback with the test zones, and its own per-query counters.
 //! - [`net`]: a server that never answers, a port nobody listens on, raw DNS queries.
 //! - [`process`]: a child process killed by PID when its guard drops, and a plain HTTP GET.
@@ -15,6 +16,7 @@
     reason = "shared by several test binaries; each uses a part"
 )]
 
+pub mod capture;
 pub mod knot;
 pub mod net;
 pub mod process;

@@ -168,24 +168,64 @@ async fn parallel_pair<W: Wire>(
         .iter()
         .map(|q| ctx.log.sent(q, Transport::Udp, server))
         .collect();
-    for query in queries {
-        if socket.send_to(&query.bytes, server).await.is_err() {
-            close(ctx, &sent, QueryStatus::Unreachable);
-            return End::PortClosed;
-        }
+    if let Err(error) = send_pair(&socket, queries).await {
+        return failed_send(ctx, &sent, error);
     }
     let until = ctx.bound(Instant::now() + wait);
     let end = receive(ctx, &socket, server, queries, replies, until).await;
-    close(
-        ctx,
-        &sent,
-        if end == End::PortClosed {
-            QueryStatus::Unreachable
-        } else {
-            QueryStatus::Timeout
-        },
-    );
+    close(ctx, &sent, no_reply(end));
     end
+}
+
+/// A send that failed after `left` of the queries went out.
+#[derive(Debug)]
+struct SendFailed {
+    left: usize,
+    error: std::io::Error,
+}
+
+/// glibc's `send_dg`: the whole pair in one `sendmmsg`; if only the first message left, the
+/// second goes on its own with `send`.
+async fn send_pair<D: Datagram>(socket: &D, queries: &[Outgoing]) -> Result<(), SendFailed> {
+    let messages: Vec<&[u8]> = queries.iter().map(|q| q.bytes.as_slice()).collect();
+    let mut left = socket
+        .send_all(&messages)
+        .await
+        .map_err(|error| SendFailed { left: 0, error })?;
+    while left < messages.len() {
+        socket
+            .send_all(&messages[left..=left])
+            .await
+            .map_err(|error| SendFailed { left, error })?;
+        left += 1;
+    }
+    Ok(())
+}
+
+/// Records a failed send: the queries that never left are `SEND_ERROR`, and those that did
+/// get no reply (glibc closes the socket). A refused send is the ICMP port unreachable of an
+/// earlier query coming back.
+fn failed_send<W: Wire>(ctx: &mut Ctx<'_, W>, sent: &[usize], failed: SendFailed) -> End {
+    let refused = failed.error.kind() == std::io::ErrorKind::ConnectionRefused;
+    for &index in &sent[failed.left..] {
+        ctx.log.not_sent(index);
+    }
+    let end = if refused {
+        End::PortClosed
+    } else {
+        End::Waited
+    };
+    close(ctx, &sent[..failed.left], no_reply(end));
+    end
+}
+
+/// The status of queries left without a reply when waiting ended with `end`.
+fn no_reply(end: End) -> QueryStatus {
+    if end == End::PortClosed {
+        QueryStatus::Unreachable
+    } else {
+        QueryStatus::Timeout
+    }
 }
 
 /// Sends one query, waits for its reply, then sends the next (`single-request`), on a new
@@ -219,17 +259,9 @@ async fn sequential_pair<W: Wire>(
                 )
                 .await
             }
-            Err(_) => End::PortClosed,
+            Err(error) => failed_send(ctx, &sent, SendFailed { left: 0, error }),
         };
-        close(
-            ctx,
-            &sent,
-            if end == End::PortClosed {
-                QueryStatus::Unreachable
-            } else {
-                QueryStatus::Timeout
-            },
-        );
+        close(ctx, &sent, no_reply(end));
         if end != End::Answered {
             return end;
         }
@@ -334,11 +366,11 @@ async fn tcp_try<W: Wire>(
     let mut replies = Vec::new();
     for query in queries {
         let index = ctx.log.sent(query, Transport::Tcp, server);
-        let reply = match conn.send(&query.bytes).await {
-            Ok(()) => read_reply(&mut conn, query, until).await,
-            Err(_) => None,
-        };
-        match reply {
+        if conn.send(&query.bytes).await.is_err() {
+            ctx.log.not_sent(index);
+            break;
+        }
+        match read_reply(&mut conn, query, until).await {
             Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => {
                 replies.push(reply)
             }

@@ -60,6 +60,8 @@ pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str) -> Step {
             logs.push(log);
         }
     } else {
+        // Go starts the two lookups on goroutines and which takes the next rotate offset
+        // first is up to its scheduler; here A does (it is polled first).
         let (a, b) = futures::join!(
             try_one_name(&shared, Qtype::A),
             try_one_name(&shared, Qtype::Aaaa)
@@ -77,8 +79,13 @@ pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str) -> Step {
 async fn try_one_name<W: Wire>(shared: &Shared<'_, W>, qtype: Qtype) -> (Outcome, Log) {
     let mut log = Log::new();
     let mut last = Failure::Timeout;
+    let offset = if shared.conf.rotate {
+        shared.conf.server_offset.next()
+    } else {
+        0
+    };
     for _ in 0..shared.conf.attempts {
-        for &server in shared.servers {
+        for server in rotated(shared.servers, offset) {
             if Instant::now() >= shared.deadline {
                 return (Outcome::Failed(Failure::Timeout), log);
             }
@@ -97,6 +104,15 @@ async fn try_one_name<W: Wire>(shared: &Shared<'_, W>, qtype: Qtype) -> (Outcome
         }
     }
     (Outcome::Failed(last), log)
+}
+
+/// The servers in the order `tryOneName` asks them: from `offset`, wrapping around.
+fn rotated(servers: &[SocketAddr], offset: u32) -> impl Iterator<Item = SocketAddr> + '_ {
+    let count = u32::try_from(servers.len()).unwrap_or(u32::MAX).max(1);
+    (0..count).filter_map(move |j| {
+        let at = offset.wrapping_add(j) % count;
+        servers.get(usize::try_from(at).ok()?).copied()
+    })
 }
 
 /// One exchange with one server: UDP, then TCP if the reply was truncated (or TCP only
@@ -139,7 +155,7 @@ async fn over_udp<W: Wire>(
         .map_err(|_| Failure::PortClosed)?;
     let index = log.sent(query, Transport::Udp, server);
     if socket.send_to(&query.bytes, server).await.is_err() {
-        log.close(index, QueryStatus::Unreachable);
+        log.not_sent(index);
         return Err(Failure::PortClosed);
     }
     loop {
@@ -177,11 +193,11 @@ async fn over_tcp<W: Wire>(
         Err(_) => return Err(Failure::Timeout),
     };
     let index = log.sent(query, Transport::Tcp, server);
-    let reply = match conn.send(&query.bytes).await {
-        Ok(()) => super::glibc::read_reply(&mut conn, query, until).await,
-        Err(_) => None,
-    };
-    match reply {
+    if conn.send(&query.bytes).await.is_err() {
+        log.not_sent(index);
+        return Err(Failure::PortClosed);
+    }
+    match super::glibc::read_reply(&mut conn, query, until).await {
         Some(reply) if !reply.truncated => {
             log.answered(&reply, server, Transport::Tcp);
             Ok(reply)

@@ -10,6 +10,7 @@
 
 mod glibc;
 mod golang;
+mod linger;
 mod message;
 mod musl;
 pub mod plan;
@@ -23,13 +24,14 @@ pub mod wire;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Failure;
 
-pub use resolv::ResolvConf;
+pub use resolv::{ResolvConf, ServerOffset};
 
 /// Which stub resolver is emulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +65,36 @@ impl Flavor {
     pub fn is_musl(self) -> bool {
         matches!(self, Flavor::Musl | Flavor::MuslLegacy)
     }
+}
+
+/// Which flavor to pick for a pod's image: `(image, flavor)`, the same rows as the table in
+/// config/README.md and in `hopwatch probe dns --help`.
+pub const IMAGE_FLAVORS: [(&str, Flavor); 6] = [
+    ("Alpine 3.18 and later (musl 1.2.4+)", Flavor::Musl),
+    (
+        "Alpine 3.17 and earlier (musl 1.2.3 and older)",
+        Flavor::MuslLegacy,
+    ),
+    ("Debian, Ubuntu", Flavor::Glibc),
+    ("Red Hat UBI (ubi8, ubi9, ubi-minimal)", Flavor::Glibc),
+    ("distroless base and cc (glibc inside)", Flavor::Glibc),
+    (
+        "distroless static or scratch, running a CGO_ENABLED=0 Go binary",
+        Flavor::Go,
+    ),
+];
+
+/// [`IMAGE_FLAVORS`] as plain text lines, for `--help`.
+pub fn image_flavor_lines() -> String {
+    let width = IMAGE_FLAVORS
+        .iter()
+        .map(|(i, _)| i.len())
+        .max()
+        .unwrap_or(0);
+    IMAGE_FLAVORS
+        .iter()
+        .map(|(image, flavor)| format!("  {image:width$}  {flavor}\n"))
+        .collect()
 }
 
 impl fmt::Display for Flavor {
@@ -158,10 +190,13 @@ pub enum QueryStatus {
     Timeout,
     /// The network said the server cannot be reached (ICMP port or host unreachable).
     Unreachable,
+    /// The send failed: the query never reached the wire. Not a wire query, so it is kept
+    /// out of every wire count.
+    SendError,
 }
 
 impl QueryStatus {
-    pub const ALL: [QueryStatus; 9] = [
+    pub const ALL: [QueryStatus; 10] = [
         QueryStatus::NoError,
         QueryStatus::FormErr,
         QueryStatus::ServFail,
@@ -171,9 +206,11 @@ impl QueryStatus {
         QueryStatus::Other,
         QueryStatus::Timeout,
         QueryStatus::Unreachable,
+        QueryStatus::SendError,
     ];
 
-    /// CoreDNS's rcode strings, plus `TIMEOUT` and `UNREACHABLE` when no reply came.
+    /// CoreDNS's rcode strings, plus `TIMEOUT` and `UNREACHABLE` when no reply came, and
+    /// `SEND_ERROR` for a query that never left.
     pub fn as_str(self) -> &'static str {
         match self {
             QueryStatus::NoError => "NOERROR",
@@ -185,6 +222,7 @@ impl QueryStatus {
             QueryStatus::Other => "OTHER",
             QueryStatus::Timeout => "TIMEOUT",
             QueryStatus::Unreachable => "UNREACHABLE",
+            QueryStatus::SendError => "SEND_ERROR",
         }
     }
 
@@ -207,7 +245,8 @@ impl Serialize for QueryStatus {
     }
 }
 
-/// One wire query, as sent and as answered.
+/// One query the resolver sent (or tried to: see [`QueryStatus::SendError`]), and how it
+/// was answered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryRecord {
     /// The fully qualified name asked, with its trailing dot.
@@ -243,9 +282,21 @@ pub struct LookupReport {
 }
 
 impl LookupReport {
-    /// Wire queries of the given status.
+    /// Queries of the given status.
     pub fn count(&self, status: QueryStatus) -> usize {
         self.queries.iter().filter(|q| q.status == status).count()
+    }
+
+    /// The queries that reached the wire: every one but those whose send failed.
+    pub fn wire(&self) -> impl Iterator<Item = &QueryRecord> {
+        self.queries
+            .iter()
+            .filter(|q| q.status != QueryStatus::SendError)
+    }
+
+    /// How many queries reached the wire.
+    pub fn wire_count(&self) -> usize {
+        self.wire().count()
     }
 }
 
@@ -259,6 +310,37 @@ pub struct DnsCheck {
     pub server: String,
     /// The answer must be exactly these addresses (an empty set: no address at all).
     pub expect: Option<Vec<IpAddr>>,
+    /// The resolv.conf last read, kept parsed while its text stays the same.
+    pub conf: ConfCache,
+}
+
+/// A target's resolv.conf, parsed, kept until the file's text changes: the resolver state
+/// that lives with a configuration (Go's rotate counter) lasts as long as it does, as in a
+/// long-running process, and starts over with a new file, as Go's reload does. Clones share
+/// it, so it survives the scheduler cloning the target for every attempt.
+#[derive(Debug, Clone, Default)]
+pub struct ConfCache(Arc<Mutex<Option<(String, ResolvConf)>>>);
+
+impl ConfCache {
+    /// The configuration of `text`: the kept one when the text is unchanged.
+    pub fn get(&self, text: &str, flavor: Flavor) -> ResolvConf {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.as_ref() {
+            Some((old, conf)) if old == text => conf.clone(),
+            _ => {
+                let conf = ResolvConf::parse(text, flavor);
+                *kept = Some((text.to_string(), conf.clone()));
+                conf
+            }
+        }
+    }
+}
+
+/// State, not configuration: a reloaded target equal in every setting keeps running with it.
+impl PartialEq for ConfCache {
+    fn eq(&self, _: &ConfCache) -> bool {
+        true
+    }
 }
 
 impl DnsCheck {
@@ -273,6 +355,7 @@ impl DnsCheck {
             target,
             server: server.to_string(),
             expect: None,
+            conf: ConfCache::default(),
         }
     }
 }
@@ -295,8 +378,8 @@ impl DnsCycle {
         if self.search.name.ends_with('.') {
             return Some(1.0);
         }
-        let fqdn = self.fqdn.as_ref()?.queries.len();
-        (fqdn > 0).then(|| self.search.queries.len() as f64 / fqdn as f64)
+        let fqdn = self.fqdn.as_ref()?.wire_count();
+        (fqdn > 0).then(|| self.search.wire_count() as f64 / fqdn as f64)
     }
 }
 
@@ -326,9 +409,21 @@ pub async fn lookup(
     walk::lookup(&wire::NetWire, name, opts, deadline).await
 }
 
+/// Looks `name` up for its answer only, returning as soon as the application would have it:
+/// replies still due then (musl's other nameservers) are not waited for. An HTTP probe's DNS
+/// phase, which must not last longer than the application's lookup.
+pub async fn resolve(
+    name: &str,
+    opts: &LookupOptions,
+    deadline: tokio::time::Instant,
+) -> LookupReport {
+    walk::answer(&wire::NetWire, name, opts, deadline).await
+}
+
 /// One probe cycle of a configured DNS target: the name as written, then as an FQDN.
 ///
-/// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes. The
+/// The resolv.conf is read every cycle, as glibc and musl re-read it when it changes, and
+/// parsed again only when its text changed (see [`ConfCache`]). The
 /// probe's duration and result are those of the lookup as written; the FQDN lookup runs after
 /// it, when time is left, as the baseline for the amplification ratio.
 ///
@@ -345,7 +440,7 @@ pub async fn probe(check: &DnsCheck, deadline: tokio::time::Instant) -> super::O
         };
     };
     let opts = LookupOptions {
-        conf: ResolvConf::parse(&text, target.flavor),
+        conf: check.conf.get(&text, target.flavor),
         flavor: target.flavor,
         qtypes: target.qtypes,
         server: target.server,
@@ -385,5 +480,23 @@ fn matches_expected(report: &LookupReport, expected: &[IpAddr]) -> Result<(), Fa
         Err(Failure::Nxdomain | Failure::Nodata) if want.is_empty() => Ok(()),
         Ok(()) | Err(Failure::Nxdomain | Failure::Nodata) => Err(Failure::DnsMismatch),
         Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_keeps_its_configuration_and_rotate_counter_until_the_file_changes() {
+        let cache = ConfCache::default();
+        let attempt = cache.clone();
+        let text = "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions rotate\n";
+        assert_eq!(cache.get(text, Flavor::Go).server_offset.next(), 0);
+        assert_eq!(attempt.get(text, Flavor::Go).server_offset.next(), 1);
+        let changed = text.replace("10.0.0.2", "10.0.0.3");
+        let conf = attempt.get(&changed, Flavor::Go);
+        assert_eq!(conf.nameservers[1], SocketAddr::from(([10, 0, 0, 3], 53)));
+        assert_eq!(conf.server_offset.next(), 0);
     }
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use tokio::time::{Instant, timeout_at};
 
+use super::linger::{self, Arrival};
 use super::message::{self, Outgoing, Reply};
 use super::plan::StepResult;
 use super::walk::{Ctx, Datagram, Step, Stream, Wire};
@@ -30,6 +31,7 @@ pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str, tcp_fallbac
         answers: vec![None; queries.len()],
         errors: vec![None; queries.len()],
         servfail_retry: 0,
+        sent: Vec::new(),
     };
     let start = Instant::now();
     let end = ctx.bound(start + ctx.conf.timeout);
@@ -42,29 +44,41 @@ pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str, tcp_fallbac
             break;
         }
         if last_send.is_none_or(|t| now - t >= interval) {
-            send_unanswered(ctx, &socket, &servers, &queries, &state).await;
+            send_unanswered(ctx, &socket, &servers, &queries, &mut state).await;
             last_send = Some(now);
             state.servfail_retry = 2 * queries.len();
         }
-        let wake = end.min(last_send.unwrap_or(now) + interval);
-        let Ok(Ok((bytes, from))) = timeout_at(wake, socket.recv_from()).await else {
-            continue;
-        };
-        if servers.contains(&from) {
-            take(
-                ctx,
-                &socket,
-                from,
-                &queries,
-                &mut state,
-                &bytes,
-                tcp_fallback,
-                end,
-            )
-            .await;
+        let mut wake = end.min(last_send.unwrap_or(now) + interval);
+        if let Some(expiry) = linger::next_expiry(&ctx.lingering) {
+            wake = wake.min(expiry);
+        }
+        let arrival = timeout_at(wake, linger::recv_any(Some(&socket), &ctx.lingering)).await;
+        match arrival {
+            Ok(Arrival::Current(Ok((bytes, from)))) if servers.contains(&from) => {
+                let mut read = Read {
+                    socket: &socket,
+                    queries: &queries,
+                    state: &mut state,
+                    tcp_fallback,
+                    end,
+                };
+                read.take(ctx, from, &bytes).await;
+            }
+            Ok(Arrival::Late(index, Ok((bytes, from)))) => {
+                linger::take_late(ctx, index, &bytes, from)
+            }
+            _ => {}
+        }
+        linger::expire(ctx, Instant::now());
+    }
+    if state.answers.iter().all(Option::is_some) {
+        let sent = std::mem::take(&mut state.sent);
+        linger::keep(ctx, socket, servers, queries, sent);
+    } else {
+        for &index in &state.sent {
+            ctx.log.close(index, QueryStatus::Timeout);
         }
     }
-    ctx.log.give_up_all();
     result(&state)
 }
 
@@ -73,6 +87,8 @@ struct State {
     /// The last error rcode seen per query, for naming the failure.
     errors: Vec<Option<QueryStatus>>,
     servfail_retry: usize,
+    /// This step's queries in the log.
+    sent: Vec<usize>,
 }
 
 fn build<W: Wire>(ctx: &Ctx<'_, W>, qname: &str) -> Option<Vec<Outgoing>> {
@@ -100,55 +116,75 @@ async fn send_unanswered<D: Datagram, W: Wire>(
     socket: &D,
     servers: &[SocketAddr],
     queries: &[Outgoing],
-    state: &State,
+    state: &mut State,
 ) {
-    for (query, _) in queries
-        .iter()
-        .zip(&state.answers)
-        .filter(|(_, a)| a.is_none())
-    {
+    for (query, answer) in queries.iter().zip(&state.answers) {
+        if answer.is_some() {
+            continue;
+        }
         for &server in servers {
-            ctx.log.sent(query, Transport::Udp, server);
-            let _ = socket.send_to(&query.bytes, server).await;
+            state.sent.extend(send(ctx, socket, query, server).await);
         }
     }
 }
 
-/// Handles one datagram from a nameserver. musl matches replies by ID alone.
-#[allow(clippy::too_many_arguments)]
-async fn take<D: Datagram, W: Wire>(
+/// Sends one query to one server; a failed send is recorded as never sent. Returns the
+/// query's place in the log.
+async fn send<D: Datagram, W: Wire>(
     ctx: &mut Ctx<'_, W>,
     socket: &D,
-    from: SocketAddr,
-    queries: &[Outgoing],
-    state: &mut State,
-    bytes: &[u8],
+    query: &Outgoing,
+    server: SocketAddr,
+) -> Option<usize> {
+    let index = ctx.log.sent(query, Transport::Udp, server);
+    if socket.send_to(&query.bytes, server).await.is_err() {
+        ctx.log.not_sent(index);
+        return None;
+    }
+    Some(index)
+}
+
+/// What reading one step's replies needs.
+struct Read<'a, D> {
+    socket: &'a D,
+    queries: &'a [Outgoing],
+    state: &'a mut State,
     tcp_fallback: bool,
     end: Instant,
-) {
-    let Some(reply) = message::parse(bytes) else {
-        return;
-    };
-    let Some(i) = queries.iter().position(|q| reply.matches(q, false)) else {
-        return;
-    };
-    if ctx.log.answered(&reply, from, Transport::Udp).is_none() || state.answers[i].is_some() {
-        return;
-    }
-    match reply.status {
-        QueryStatus::NoError | QueryStatus::NxDomain if reply.truncated && tcp_fallback => {
-            state.answers[i] = over_tcp(ctx, from, &queries[i], end).await;
+}
+
+impl<D: Datagram> Read<'_, D> {
+    /// Handles one datagram from a nameserver. musl matches replies by ID alone.
+    async fn take<W: Wire>(&mut self, ctx: &mut Ctx<'_, W>, from: SocketAddr, bytes: &[u8]) {
+        let Some(reply) = message::parse(bytes) else {
+            return;
+        };
+        let Some(i) = self.queries.iter().position(|q| reply.matches(q, false)) else {
+            return;
+        };
+        if ctx.log.answered(&reply, from, Transport::Udp).is_none()
+            || self.state.answers[i].is_some()
+        {
+            return;
         }
-        QueryStatus::NoError | QueryStatus::NxDomain => state.answers[i] = Some(reply),
-        QueryStatus::ServFail => {
-            state.errors[i] = Some(reply.status);
-            if state.servfail_retry > 0 {
-                state.servfail_retry -= 1;
-                ctx.log.sent(&queries[i], Transport::Udp, from);
-                let _ = socket.send_to(&queries[i].bytes, from).await;
+        let query = &self.queries[i];
+        match reply.status {
+            QueryStatus::NoError | QueryStatus::NxDomain
+                if reply.truncated && self.tcp_fallback =>
+            {
+                self.state.answers[i] = over_tcp(ctx, from, query, self.end).await;
             }
+            QueryStatus::NoError | QueryStatus::NxDomain => self.state.answers[i] = Some(reply),
+            QueryStatus::ServFail => {
+                self.state.errors[i] = Some(reply.status);
+                if self.state.servfail_retry > 0 {
+                    self.state.servfail_retry -= 1;
+                    let index = send(ctx, self.socket, query, from).await;
+                    self.state.sent.extend(index);
+                }
+            }
+            other => self.state.errors[i] = Some(other),
         }
-        other => state.errors[i] = Some(other),
     }
 }
 
@@ -160,7 +196,10 @@ async fn over_tcp<W: Wire>(
 ) -> Option<Reply> {
     let mut conn = timeout_at(end, ctx.wire.tcp(server)).await.ok()?.ok()?;
     let index = ctx.log.sent(query, Transport::Tcp, server);
-    conn.send(&query.bytes).await.ok()?;
+    if conn.send(&query.bytes).await.is_err() {
+        ctx.log.not_sent(index);
+        return None;
+    }
     let reply = super::glibc::read_reply(&mut conn, query, end).await;
     match reply {
         Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => Some(reply),

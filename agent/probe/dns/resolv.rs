@@ -6,6 +6,8 @@
 //! ignored is listed in [`ResolvConf::notes`] so a person can see it.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::Flavor;
@@ -37,6 +39,29 @@ pub struct ResolvConf {
     pub trust_ad: bool,
     /// What the flavor ignored or clamped, for people reading `hopwatch probe dns`.
     pub notes: Vec<String>,
+    /// Go's `options rotate` counter. It lives as long as this parsed configuration and its
+    /// clones, as Go's lives as long as its `dnsConfig`: a fresh parse starts at 0.
+    pub server_offset: ServerOffset,
+}
+
+/// Go's `dnsConfig.soffset`: with `rotate`, every `tryOneName` (one per query type and name)
+/// takes the next value and starts at that nameserver, so in a fresh process the A and AAAA
+/// of the first step start at different servers. Clones share the counter.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOffset(Arc<AtomicU32>);
+
+impl ServerOffset {
+    /// The next offset, from 0, wrapping as Go's `uint32` does.
+    pub fn next(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// State, not configuration: two configurations are equal whatever their counters read.
+impl PartialEq for ServerOffset {
+    fn eq(&self, _: &ServerOffset) -> bool {
+        true
+    }
 }
 
 impl Default for ResolvConf {
@@ -56,6 +81,7 @@ impl Default for ResolvConf {
             no_tld_query: false,
             trust_ad: false,
             notes: Vec::new(),
+            server_offset: ServerOffset::default(),
         }
     }
 }

@@ -296,6 +296,14 @@ impl Datagram for SimUdp {
         Ok(())
     }
 
+    async fn send_all(&self, messages: &[&[u8]]) -> io::Result<usize> {
+        let peer = self.peer.ok_or(io::ErrorKind::NotConnected)?;
+        for message in messages {
+            self.send_to(message, peer).await?;
+        }
+        Ok(messages.len())
+    }
+
     async fn recv_from(&self) -> io::Result<(Vec<u8>, SocketAddr)> {
         let mut rx = self.rx.lock().await;
         match rx.recv().await {

@@ -322,6 +322,39 @@ async fn musl_asks_every_nameserver_at_once() {
     );
     let r = lookup(&net, Flavor::Musl, &conf, "kubernetes.default").await;
     assert_eq!((r.queries.len(), r.result), (8, Ok(())));
+    // The second server's replies came after musl had its answer: still recorded as sent.
+    assert_eq!(
+        (
+            nx(&r),
+            r.count(QueryStatus::NoError),
+            r.count(QueryStatus::Timeout)
+        ),
+        (4, 4, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn musl_late_replies_do_not_lengthen_the_lookup() {
+    let conf = POD.replace(
+        "nameserver 10.96.0.10",
+        "nameserver 10.96.0.10\nnameserver 10.96.0.11",
+    );
+    let net = SimNet::lab();
+    net.server("10.96.0.11:53", Behavior::Blackhole);
+    let start = Instant::now();
+    let r = lookup(&net, Flavor::Musl, &conf, "kubernetes.default").await;
+    assert_eq!((r.queries.len(), r.result), (8, Ok(())));
+    assert_eq!(r.duration, Duration::ZERO);
+    // Only the silent server's queries are TIMEOUT, after waiting out the linger.
+    let silent: Vec<QueryStatus> = r
+        .queries
+        .iter()
+        .filter(|q| q.server.to_string() == "10.96.0.11:53")
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(silent, [QueryStatus::Timeout; 4]);
+    assert_eq!(r.count(QueryStatus::Timeout), 4);
+    assert_eq!(start.elapsed(), super::linger::LINGER);
 }
 
 #[tokio::test(start_paused = true)]
@@ -419,4 +452,85 @@ async fn the_deadline_ends_the_walk() {
         (r.result, r.duration, r.queries.len()),
         (Err(Failure::Timeout), Duration::from_secs(7), 4)
     );
+}
+
+/// The servers each query went to, as indexes into `servers`.
+fn servers_asked(r: &LookupReport, servers: &[&str]) -> Vec<usize> {
+    r.queries
+        .iter()
+        .filter_map(|q| servers.iter().position(|s| q.server.to_string() == *s))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn go_rotate_counter_lives_as_long_as_the_configuration() {
+    let servers = ["10.96.0.10:53", "10.96.0.11:53", "10.96.0.12:53"];
+    let conf = POD.replace(
+        "nameserver 10.96.0.10",
+        "nameserver 10.96.0.10\nnameserver 10.96.0.11\nnameserver 10.96.0.12\noptions rotate",
+    );
+    let net = SimNet::lab();
+    net.server(servers[1], Behavior::Zone);
+    net.server(servers[2], Behavior::Zone);
+    let opts = LookupOptions {
+        conf: ResolvConf::parse(&conf, Flavor::Go),
+        flavor: Flavor::Go,
+        qtypes: QueryTypes::Both,
+        server: None,
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    // Each query type of each step takes the next offset: A first, then AAAA.
+    let first = walk::lookup(&net, "kubernetes.default", &opts, until).await;
+    assert_eq!(servers_asked(&first, &servers), [0, 1, 2, 0]);
+    // The same configuration goes on counting, as a long-running Go process does.
+    let again = walk::lookup(&net, "kubernetes.default", &opts.clone(), until).await;
+    assert_eq!(servers_asked(&again, &servers), [1, 2, 0, 1]);
+    // A configuration read afresh starts over.
+    let fresh = LookupOptions {
+        conf: ResolvConf::parse(&conf, Flavor::Go),
+        ..opts
+    };
+    let restart = walk::lookup(&net, "kubernetes.default", &fresh, until).await;
+    assert_eq!(servers_asked(&restart, &servers), [0, 1, 2, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn go_rotate_with_the_first_server_silent() {
+    let conf = "nameserver 10.96.0.10\nnameserver 10.96.0.11\n\
+                search default.svc.cluster.local\noptions ndots:5 rotate timeout:1 attempts:1\n";
+    let net = SimNet::lab();
+    net.server(NS, Behavior::Blackhole);
+    net.server("10.96.0.11:53", Behavior::Zone);
+    let r = lookup(&net, Flavor::Go, conf, "kubernetes").await;
+    // A starts at the silent server and waits it out; AAAA starts at the live one.
+    assert_eq!(
+        (r.queries.len(), r.count(QueryStatus::Timeout), r.result),
+        (3, 1, Ok(()))
+    );
+    assert_eq!(r.duration, Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_answer_alone_does_not_wait_for_late_replies() {
+    let conf = POD.replace(
+        "nameserver 10.96.0.10",
+        "nameserver 10.96.0.10\nnameserver 10.96.0.11",
+    );
+    let net = SimNet::lab();
+    net.server("10.96.0.11:53", Behavior::Blackhole);
+    let opts = LookupOptions {
+        conf: ResolvConf::parse(&conf, Flavor::Musl),
+        flavor: Flavor::Musl,
+        qtypes: QueryTypes::Both,
+        server: None,
+    };
+    let start = Instant::now();
+    let r = walk::answer(
+        &net,
+        "kubernetes.default",
+        &opts,
+        start + Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!((r.result, start.elapsed()), (Ok(()), Duration::ZERO));
 }

@@ -35,6 +35,11 @@ pub trait Wire: Sync {
 pub trait Datagram {
     fn send_to(&self, bytes: &[u8], to: SocketAddr) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Sends every message to the connected peer in one system call (`sendmmsg`), as glibc
+    /// sends an A+AAAA pair, so all of them leave before an ICMP error can come back.
+    /// Returns how many left, in order; an error only when none did.
+    fn send_all(&self, messages: &[&[u8]]) -> impl Future<Output = io::Result<usize>> + Send;
+
     /// The next datagram. Cancel-safe.
     fn recv_from(&self) -> impl Future<Output = io::Result<(Vec<u8>, SocketAddr)>> + Send;
 }
@@ -120,6 +125,22 @@ impl Log {
         Some(index)
     }
 
+    /// Marks a query recorded by [`Log::sent`] as never sent: its send failed.
+    pub(super) fn not_sent(&mut self, index: usize) {
+        if let (Some(query), Some(pending)) =
+            (self.queries.get_mut(index), self.pending.get_mut(index))
+        {
+            pending.open = false;
+            query.status = QueryStatus::SendError;
+            query.duration = std::time::Duration::ZERO;
+        }
+    }
+
+    /// Whether the query at `index` still waits for its reply.
+    pub(super) fn is_open(&self, index: usize) -> bool {
+        self.pending.get(index).is_some_and(|p| p.open)
+    }
+
     /// Closes a query that got no reply, with `status` TIMEOUT or UNREACHABLE.
     pub(super) fn close(&mut self, index: usize, status: QueryStatus) {
         if let (Some(query), Some(pending)) =
@@ -172,6 +193,8 @@ pub(super) struct Ctx<'a, W: Wire> {
     /// glibc switches a resolver to single-request mode after a reply went missing.
     pub sticky_single_request: bool,
     pub sticky_single_request_reopen: bool,
+    /// musl's finished steps whose other servers' replies are still due.
+    pub lingering: Vec<super::linger::Lingering<W::Udp>>,
 }
 
 impl<W: Wire> Ctx<'_, W> {
@@ -194,12 +217,41 @@ impl<W: Wire> Ctx<'_, W> {
     }
 }
 
-/// Looks `name` up as `opts.flavor` would, sending through `wire`, until `deadline`.
+/// Looks `name` up as `opts.flavor` would, sending through `wire`, until `deadline`. Replies
+/// still due when the answer is known (musl's other nameservers) are collected after it.
 pub async fn lookup<W: Wire>(
     wire: &W,
     name: &str,
     opts: &LookupOptions,
     deadline: Instant,
+) -> LookupReport {
+    run(wire, name, opts, deadline, Late::Collect).await
+}
+
+/// Like [`lookup`], but returns as soon as the answer is known: queries still waiting for a
+/// reply then are `TIMEOUT`. For callers that want the answer, not the query accounting.
+pub async fn answer<W: Wire>(
+    wire: &W,
+    name: &str,
+    opts: &LookupOptions,
+    deadline: Instant,
+) -> LookupReport {
+    run(wire, name, opts, deadline, Late::Ignore).await
+}
+
+/// What to do with replies still due once the application has its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Late {
+    Collect,
+    Ignore,
+}
+
+async fn run<W: Wire>(
+    wire: &W,
+    name: &str,
+    opts: &LookupOptions,
+    deadline: Instant,
+    late: Late,
 ) -> LookupReport {
     let start = Instant::now();
     let mode = if name.ends_with('.') {
@@ -219,8 +271,14 @@ pub async fn lookup<W: Wire>(
         expired: false,
         sticky_single_request: false,
         sticky_single_request_reopen: false,
+        lingering: Vec::new(),
     };
     let (result, addresses) = walk_with_buffer(&mut ctx, name, opts.flavor).await;
+    // The application has its answer now; late replies are read after, off its clock.
+    let duration = start.elapsed();
+    if late == Late::Collect {
+        super::linger::finish(&mut ctx).await;
+    }
     ctx.log.give_up_all();
     LookupReport {
         name: name.to_string(),
@@ -228,7 +286,7 @@ pub async fn lookup<W: Wire>(
         flavor: opts.flavor,
         result,
         addresses,
-        duration: start.elapsed(),
+        duration,
         queries: ctx.log.queries,
     }
 }

@@ -67,7 +67,7 @@ async fn emulated(
     opts: &LookupOptions,
     deadline: Instant,
 ) -> Result<Vec<IpAddr>, Failure> {
-    let report = dns::lookup(host, opts, deadline).await;
+    let report = dns::resolve(host, opts, deadline).await;
     report.result.map(|()| report.addresses)
 }
 
