@@ -73,9 +73,11 @@ pub fn count(slices: &[SliceInfo]) -> (usize, usize, usize) {
     (ready, not_ready, terminating)
 }
 
-/// The ready endpoints of the slices, with their ports.
+/// The ready endpoints of the slices, with their ports, by pod name then address: the
+/// endpointslice controller writes them in an order of its own, and the trace reads the same
+/// whatever it was.
 pub fn ready(slices: &[SliceInfo], backend: &Backend) -> Vec<ReadyEndpoint> {
-    slices
+    let mut ready: Vec<ReadyEndpoint> = slices
         .iter()
         .flat_map(|s| {
             let port = endpoint_port(s, backend);
@@ -88,7 +90,9 @@ pub fn ready(slices: &[SliceInfo], backend: &Backend) -> Vec<ReadyEndpoint> {
                     port,
                 })
         })
-        .collect()
+        .collect();
+    ready.sort_by(|a, b| (&a.pod, a.address).cmp(&(&b.pod, b.address)));
+    ready
 }
 
 /// The endpoints hop, and the ready endpoints the pod hop connects to.

@@ -65,9 +65,11 @@ fn api_server_outage_then_410_keeps_probing_relists_and_keeps_every_series() {
     });
     let mid = lab.all_metrics();
     lab.fault(&["api-gone"]);
+    // kube-rs's backoff after the outage above is still raised (it resets after 120 s without
+    // an error): a retry can wait up to 30 s.
     eventually(
         "every watch restarted and relisted",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || {
             for (node, m) in NODES.iter().zip(&mid) {
                 let e = lab.try_metrics(node)?;
@@ -90,7 +92,12 @@ fn api_server_outage_then_410_keeps_probing_relists_and_keeps_every_series() {
     for node in NODES {
         let (b, a) = (&before_series[node], &after_series[node]);
         let lost: Vec<&String> = b.difference(a).collect();
-        let gained: Vec<&String> = a.difference(b).collect();
+        // While kube-apiserver was down its own Service refused connections, and said so: the
+        // only series the outage may add are those failure counters of default/kubernetes.
+        let api_down = |s: &&String| {
+            s.contains("target=\"default/kubernetes:443\"") && !s.contains("result=\"success\"")
+        };
+        let gained: Vec<&String> = a.difference(b).filter(|s| !api_down(s)).collect();
         assert!(
             lost.is_empty() && gained.is_empty(),
             "{node}: series lost {lost:#?}, gained {gained:#?}"
