@@ -174,7 +174,10 @@ fn rule_allows(
     conn: &Connection<'_>,
 ) -> Option<bool> {
     let peers = rule.peers.is_empty()
-        || any(rule.peers.iter().map(|p| peer_matches(policy_namespace, p, other)))?;
+        || any(rule
+            .peers
+            .iter()
+            .map(|p| peer_matches(policy_namespace, p, other)))?;
     let ports = rule.ports.is_empty() || any(rule.ports.iter().map(|p| port_matches(p, conn)))?;
     Some(peers && ports)
 }

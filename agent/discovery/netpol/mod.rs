@@ -32,7 +32,7 @@ use std::net::IpAddr;
 
 use super::model::{Labels, ObjKey};
 
-pub use eval::{Connection, Decision, Peer, PodRef, Verdict, evaluate, selecting};
+pub use eval::{Connection, Decision, Peer, PodRef, PortName, Verdict, evaluate, selecting};
 pub use project::project;
 
 /// One label requirement of a selector.
@@ -175,7 +175,10 @@ pub enum PolicyPeer {
         namespaces: Option<Selector>,
         pods: Option<Selector>,
     },
-    IpBlock { cidr: Cidr, except: Vec<Cidr> },
+    IpBlock {
+        cidr: Cidr,
+        except: Vec<Cidr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,7 +7,9 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Cidr, Policy, PolicyPeer, PolicyPort, PortSpec, Protocol, Requirement, Rule, Selector};
+use super::{
+    Cidr, Policy, PolicyPeer, PolicyPort, PortSpec, Protocol, Requirement, Rule, Selector,
+};
 use crate::discovery::model::ObjKey;
 
 /// Projects a policy; `None` for one without a name or namespace, or with a part the API

@@ -4,7 +4,6 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use super::eval::PortName;
 use super::*;
 
 /// A pod in the table: namespace, labels, IP.
@@ -85,11 +84,17 @@ fn end<'a>(pod: &'a Pod, ns: &'a Labels) -> Peer<'a> {
 }
 
 fn allowed(policies: &[Policy], from: &Pod, to: &Pod, port: u16) -> bool {
-    verdict(policies, from, to, port).allowed().expect("decided")
+    verdict(policies, from, to, port)
+        .allowed()
+        .expect("decided")
 }
 
 fn deny_all_ingress() -> Policy {
-    policy("shop", "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))
+    policy(
+        "shop",
+        "deny-all",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    )
 }
 
 fn allow_api_to_db() -> Policy {
@@ -147,7 +152,10 @@ fn policies_are_additive_and_the_allowing_rule_is_named() {
         ))
     );
     assert!(!allowed(&set, &api(), &db(), 5433), "wrong port");
-    assert!(!allowed(&set, &web(), &api(), 80), "deny-all isolates api, nothing allows web");
+    assert!(
+        !allowed(&set, &web(), &api(), 80),
+        "deny-all isolates api, nothing allows web"
+    );
 }
 
 #[test]
@@ -174,10 +182,16 @@ fn policy_types_default_from_the_rules_present() {
     let set = [egress_rules_only];
     assert!(!allowed(&set, &api(), &web(), 80), "ingress isolated too");
     assert!(allowed(&set, &web(), &db(), 5432));
-    assert!(!allowed(&set, &web(), &api(), 80), "egress to api not allowed");
+    assert!(
+        !allowed(&set, &web(), &api(), 80),
+        "egress to api not allowed"
+    );
     // An empty egress list is not an egress section.
     let empty = policy("shop", "e", json!({"podSelector": {}, "egress": []}));
-    assert_eq!((empty.ingress.is_some(), empty.egress.is_some()), (true, false));
+    assert_eq!(
+        (empty.ingress.is_some(), empty.egress.is_some()),
+        (true, false)
+    );
 }
 
 #[test]
@@ -191,19 +205,33 @@ fn an_egress_only_policy_names_its_type() {
     );
     let set = [p];
     let v = verdict(&set, &web(), &db(), 5432);
-    assert_eq!(v.egress, Decision::Denied {
-        selecting: vec![ObjKey::new("shop", "no-egress")]
-    });
+    assert_eq!(
+        v.egress,
+        Decision::Denied {
+            selecting: vec![ObjKey::new("shop", "no-egress")]
+        }
+    );
     assert_eq!(v.ingress, Decision::NotIsolated);
-    assert!(allowed(&set, &db(), &web(), 80), "ingress of web not affected");
+    assert!(
+        allowed(&set, &db(), &web(), 80),
+        "ingress of web not affected"
+    );
 }
 
 #[test]
 fn missing_or_empty_from_and_ports_match_everything() {
     // "If this field is empty or missing, this rule matches all sources (traffic not
     // restricted by source)." and "...this rule matches all ports".
-    for rule in [json!({}), json!({"from": []}), json!({"from": [], "ports": []})] {
-        let p = policy("shop", "open", json!({"podSelector": {}, "ingress": [rule]}));
+    for rule in [
+        json!({}),
+        json!({"from": []}),
+        json!({"from": [], "ports": []}),
+    ] {
+        let p = policy(
+            "shop",
+            "open",
+            json!({"podSelector": {}, "ingress": [rule]}),
+        );
         assert!(allowed(&[p.clone()], &other_api(), &db(), 1), "{p:?}");
     }
 }
@@ -223,20 +251,32 @@ fn namespace_selector_alone_and_together_with_pod_selector() {
     let from = |peer: Value| {
         vec![
             deny_all_ingress(),
-            policy("shop", "p", json!({"podSelector": {}, "ingress": [{"from": [peer]}]})),
+            policy(
+                "shop",
+                "p",
+                json!({"podSelector": {}, "ingress": [{"from": [peer]}]}),
+            ),
         ]
     };
     let other_web = pod("other", &[("app", "web")], "10.244.3.31");
-    let ns_only = from(json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}));
+    let ns_only = from(
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}),
+    );
     assert!(allowed(&ns_only, &other_web, &db(), 1));
     assert!(!allowed(&ns_only, &api(), &db(), 1));
-    let both = from(json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}},
-                           "podSelector": {"matchLabels": {"app": "api"}}}));
+    let both = from(
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}},
+                           "podSelector": {"matchLabels": {"app": "api"}}}),
+    );
     assert!(allowed(&both, &other_api(), &db(), 1));
     assert!(!allowed(&both, &other_web, &db(), 1));
-    assert!(!allowed(&both, &api(), &db(), 1), "right pod, wrong namespace");
+    assert!(
+        !allowed(&both, &api(), &db(), 1),
+        "right pod, wrong namespace"
+    );
     // An empty namespaceSelector selects every namespace.
-    let all_ns = from(json!({"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}));
+    let all_ns =
+        from(json!({"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}));
     assert!(allowed(&all_ns, &other_api(), &db(), 1) && allowed(&all_ns, &api(), &db(), 1));
     // Two peers are ORed; one peer's two selectors are ANDed.
     let either = from(json!({"namespaceSelector": {"matchLabels": {"team": "shop"}}}));
@@ -246,14 +286,26 @@ fn namespace_selector_alone_and_together_with_pod_selector() {
 #[test]
 fn match_expressions() {
     let with = |expr: Value| {
-        vec![policy("shop", "p", json!({"podSelector": {"matchExpressions": [expr]}}))]
+        vec![policy(
+            "shop",
+            "p",
+            json!({"podSelector": {"matchExpressions": [expr]}}),
+        )]
     };
     let isolated = |set: &[Policy]| !allowed(set, &web(), &db(), 1);
-    assert!(isolated(&with(json!({"key": "app", "operator": "In", "values": ["db", "x"]}))));
-    assert!(!isolated(&with(json!({"key": "app", "operator": "NotIn", "values": ["db"]}))));
-    assert!(isolated(&with(json!({"key": "tier", "operator": "NotIn", "values": ["db"]}))));
+    assert!(isolated(&with(
+        json!({"key": "app", "operator": "In", "values": ["db", "x"]})
+    )));
+    assert!(!isolated(&with(
+        json!({"key": "app", "operator": "NotIn", "values": ["db"]})
+    )));
+    assert!(isolated(&with(
+        json!({"key": "tier", "operator": "NotIn", "values": ["db"]})
+    )));
     assert!(isolated(&with(json!({"key": "app", "operator": "Exists"}))));
-    assert!(!isolated(&with(json!({"key": "app", "operator": "DoesNotExist"}))));
+    assert!(!isolated(&with(
+        json!({"key": "app", "operator": "DoesNotExist"})
+    )));
 }
 
 #[test]
@@ -267,9 +319,15 @@ fn ip_block_with_except() {
                "ingress": [{"from": [{"ipBlock": {"cidr": "10.244.0.0/16", "except": ["10.244.1.0/24"]}}]}]}),
     )];
     assert!(!allowed(&set, &web(), &db(), 1), "10.244.1.10 is excepted");
-    assert!(allowed(&set, &other_api(), &db(), 1), "10.244.3.30 is inside");
+    assert!(
+        allowed(&set, &other_api(), &db(), 1),
+        "10.244.3.30 is inside"
+    );
     let v6 = pod("other", &[], "fd00::1");
-    assert!(!allowed(&set, &v6, &db(), 1), "another family is never inside");
+    assert!(
+        !allowed(&set, &v6, &db(), 1),
+        "another family is never inside"
+    );
 }
 
 #[test]
@@ -279,7 +337,11 @@ fn numeric_and_named_ports_and_ranges() {
     // numbers." "endPort indicates that the range of ports from port to endPort if set,
     // inclusive, should be allowed by the policy."
     let ports = |ports: Value| {
-        [policy("shop", "p", json!({"podSelector": {}, "ingress": [{"ports": ports}]}))]
+        [policy(
+            "shop",
+            "p",
+            json!({"podSelector": {}, "ingress": [{"ports": ports}]}),
+        )]
     };
     let range = ports(json!([{"port": 8000, "endPort": 8100}]));
     assert!(allowed(&range, &web(), &db(), 8000) && allowed(&range, &web(), &db(), 8100));
@@ -290,15 +352,27 @@ fn numeric_and_named_ports_and_ranges() {
     // "The protocol (TCP, UDP, or SCTP) which traffic must match. If not specified, this
     // field defaults to TCP."
     let tcp = ports(json!([{"port": 53}]));
-    assert!(!verdict_proto(&tcp, &web(), &db(), 53, Protocol::Udp).allowed().unwrap());
+    assert!(
+        !verdict_proto(&tcp, &web(), &db(), 53, Protocol::Udp)
+            .allowed()
+            .unwrap()
+    );
     let udp_any = ports(json!([{"protocol": "UDP"}]));
-    assert!(verdict_proto(&udp_any, &web(), &db(), 53, Protocol::Udp).allowed().unwrap());
+    assert!(
+        verdict_proto(&udp_any, &web(), &db(), 53, Protocol::Udp)
+            .allowed()
+            .unwrap()
+    );
     assert!(!allowed(&udp_any, &web(), &db(), 53));
 }
 
 #[test]
 fn both_ends_must_allow() {
-    let no_egress = policy("shop", "e", json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Egress"]}));
+    let no_egress = policy(
+        "shop",
+        "e",
+        json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Egress"]}),
+    );
     let set = [deny_all_ingress(), allow_api_to_db(), no_egress];
     let v = verdict(&set, &api(), &db(), 5432);
     assert!(matches!(v.ingress, Decision::Allowed { .. }));
@@ -341,10 +415,18 @@ fn labels_not_known_leave_the_decision_open() {
     };
     let set = [deny_all_ingress(), allow_api_to_db()];
     assert_eq!(evaluate(&set, &conn(partial)).allowed(), Some(true));
-    let tier = policy("shop", "tier", json!({"podSelector": {"matchLabels": {"tier": "x"}}}));
+    let tier = policy(
+        "shop",
+        "tier",
+        json!({"podSelector": {"matchLabels": {"tier": "x"}}}),
+    );
     let set = [deny_all_ingress(), tier];
     assert_eq!(evaluate(&set, &conn(partial)).allowed(), None);
-    let named = policy("shop", "named", json!({"podSelector": {}, "ingress": [{"ports": [{"port": "pg"}]}]}));
+    let named = policy(
+        "shop",
+        "named",
+        json!({"podSelector": {}, "ingress": [{"ports": [{"port": "pg"}]}]}),
+    );
     assert_eq!(evaluate(&[named], &conn(partial)).allowed(), None);
 }
 
@@ -366,7 +448,15 @@ fn cidrs() {
     let c = Cidr::parse("10.244.0.0/16").unwrap();
     assert!(c.contains("10.244.255.1".parse().unwrap()));
     assert!(!c.contains("10.245.0.1".parse().unwrap()));
-    assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+    assert!(
+        Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap())
+    );
     assert!(Cidr::parse("10.0.0.1/33").is_none() && Cidr::parse("10.0.0.1").is_none());
-    assert!(Cidr::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
+    assert!(
+        Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap())
+    );
 }
