@@ -71,6 +71,8 @@ pub fn export_synced(metrics: &Metrics, synced: Synced) {
         synced.slices,
         synced.nodes,
         synced.ingresses,
+        synced.policies,
+        synced.namespaces,
     ]) {
         metrics.cluster.set_synced(resource, done);
     }

@@ -13,7 +13,14 @@ use crate::discovery::targets::{EmptyReason, Readiness};
 use crate::verdict::{BrokenHop, ServiceVerdict};
 
 /// The Kubernetes resources hopwatch watches, as `resource` label values.
-pub const RESOURCES: [&str; 4] = ["services", "endpointslices", "nodes", "ingresses"];
+pub const RESOURCES: [&str; 6] = [
+    "services",
+    "endpointslices",
+    "nodes",
+    "ingresses",
+    "networkpolicies",
+    "namespaces",
+];
 
 const CONDITIONS: [&str; 4] = ["ready", "serving", "terminating", "not_ready"];
 
