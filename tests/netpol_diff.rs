@@ -28,7 +28,7 @@ use hopwatch::discovery::netpol::{
 
 const WORLDS: usize = 600;
 const CONNECTIONS_PER_WORLD: usize = 25;
-const SEED: u64 = 0x5eed_17;
+const SEED: u64 = 0x005e_ed17;
 
 /// SplitMix64: small, deterministic, good enough to spread cases.
 struct Rng(u64);

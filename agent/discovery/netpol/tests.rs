@@ -232,7 +232,10 @@ fn missing_or_empty_from_and_ports_match_everything() {
             "open",
             json!({"podSelector": {}, "ingress": [rule]}),
         );
-        assert!(allowed(&[p.clone()], &other_api(), &db(), 1), "{p:?}");
+        assert!(
+            allowed(std::slice::from_ref(&p), &other_api(), &db(), 1),
+            "{p:?}"
+        );
     }
 }
 
