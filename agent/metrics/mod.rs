@@ -827,7 +827,8 @@ mod tests {
             | Failure::TlsHostnameMismatch
             | Failure::TlsHandshake
             | Failure::HttpStatus
-            | Failure::HttpError => failure.as_str(),
+            | Failure::HttpError
+            | Failure::PolicyDenied => failure.as_str(),
         }
     }
 
