@@ -13,9 +13,11 @@ use tokio::sync::oneshot;
 
 use crate::cluster;
 use crate::config::{self, Config, ConfigError, DnsTarget, Schedule};
+use crate::discovery::model::ObjKey;
 use crate::discovery::watch::Discovery;
 use crate::metrics::Metrics;
 use crate::otlp;
+use crate::policy::{self, Denial, SelfPod};
 use crate::probe::dns::{DnsCheck, Flavor, QueryTypes};
 use crate::probe::{Hop, Outcome, Target, TargetKey};
 use crate::reload::{ConfigFile, Reloader};
@@ -51,11 +53,70 @@ pub enum AgentError {
 pub struct AgentSink {
     metrics: Arc<Metrics>,
     verdicts: Mutex<Verdicts>,
+    policies: Mutex<Expected>,
+}
+
+/// Targets the NetworkPolicies deny to the agent, and which of them connected anyway.
+#[derive(Default)]
+struct Expected {
+    denials: BTreeMap<TargetKey, Denial>,
+    connected: BTreeSet<TargetKey>,
+}
+
+impl Expected {
+    /// Every denying policy, and whether a target it denies connected in its last round.
+    fn unenforced(&self) -> BTreeMap<ObjKey, bool> {
+        let mut out = BTreeMap::new();
+        for (key, denial) in &self.denials {
+            *out.entry(denial.policy.clone()).or_default() |= self.connected.contains(key);
+        }
+        out
+    }
+
+    fn denied_per_service(&self) -> BTreeMap<ObjKey, usize> {
+        let mut out = BTreeMap::new();
+        for denial in self.denials.values() {
+            *out.entry(denial.service.clone()).or_default() += 1;
+        }
+        out
+    }
 }
 
 impl AgentSink {
     fn verdicts(&self) -> std::sync::MutexGuard<'_, Verdicts> {
         self.verdicts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn policies(&self) -> std::sync::MutexGuard<'_, Expected> {
+        self.policies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new set of denied targets, from a new plan.
+    fn set_denials(&self, denials: BTreeMap<TargetKey, Denial>) {
+        let mut expected = self.policies();
+        expected.connected.retain(|k| denials.contains_key(k));
+        expected.denials = denials;
+        self.metrics
+            .cluster
+            .set_policy_denied(&expected.denied_per_service());
+        self.metrics.cluster.set_unenforced(&expected.unenforced());
+    }
+
+    /// The outcome as recorded: a denied target's failures are `policy_denied`, and one that
+    /// connected marks its policy unenforced.
+    fn expected(&self, key: &TargetKey, outcome: &Outcome) -> Option<Outcome> {
+        let mut expected = self.policies();
+        expected.denials.get(key)?;
+        let (renamed, connected) = policy::expected_denial(outcome);
+        let changed = if connected {
+            expected.connected.insert(key.clone())
+        } else {
+            expected.connected.remove(key)
+        };
+        if changed {
+            self.metrics.cluster.set_unenforced(&expected.unenforced());
+        }
+        Some(renamed)
     }
 }
 
@@ -65,6 +126,8 @@ impl Sink for AgentSink {
     }
 
     fn record(&self, key: &TargetKey, outcome: &Outcome) {
+        let renamed = self.expected(key, outcome);
+        let outcome = renamed.as_ref().unwrap_or(outcome);
         self.metrics.record(key, outcome);
         let mut verdicts = self.verdicts();
         if verdicts.observe(key, outcome) {
@@ -214,6 +277,8 @@ struct Agent {
     /// Running while the config has an `otlp` section.
     otlp: Option<otlp::Exporter>,
     node: String,
+    /// The agent's own pod, the source NetworkPolicies are applied to; `None` outside a pod.
+    me: Option<SelfPod>,
     /// Keys both a configured and a discovered target have; warned about once.
     shadowed: BTreeSet<TargetKey>,
 }
@@ -228,6 +293,7 @@ impl Agent {
         let sink = Arc::new(AgentSink {
             metrics: Arc::clone(&metrics),
             verdicts: Mutex::default(),
+            policies: Mutex::default(),
         });
         let scheduler = Scheduler::new(config.max_concurrency, Arc::clone(&sink));
         let mut agent = Agent {
@@ -240,6 +306,7 @@ impl Agent {
             discovery: None,
             otlp: None,
             node: cluster::node_name(),
+            me: policy::self_pod(),
             shadowed: BTreeSet::new(),
         };
         agent.time_service_hop();
@@ -345,7 +412,7 @@ impl Agent {
             if synced.ready() {
                 self.readiness.met(KUBERNETES_SYNCED);
             }
-            plan = cluster::plan(discovery, kube, &self.node, &self.metrics);
+            plan = cluster::plan(discovery, kube, &self.node, self.me.as_ref(), &self.metrics);
         }
         let shadowed = plan.drop_shadowed(&all);
         for key in shadowed.difference(&self.shadowed) {
@@ -357,6 +424,7 @@ impl Agent {
         }
         self.shadowed = shadowed;
         all.append(&mut plan.targets);
+        self.sink.set_denials(std::mem::take(&mut plan.denials));
         let gone = self
             .sink
             .verdicts()

@@ -12,6 +12,7 @@ use crate::discovery::targets::{self, Derived};
 use crate::discovery::watch::{self, ClientError, Discovery, Synced, WatchEvents};
 use crate::metrics::Metrics;
 use crate::metrics::cluster::RESOURCES;
+use crate::policy::{self, Denial, SelfPod};
 use crate::probe::dns::{DnsCheck, LookupOptions, ResolvConf};
 use crate::probe::http::{HttpSpec, HttpTarget, HttpUrl, LbTarget, Resolver};
 use crate::probe::tcp::ConnectTarget;
@@ -71,6 +72,8 @@ pub fn export_synced(metrics: &Metrics, synced: Synced) {
         synced.slices,
         synced.nodes,
         synced.ingresses,
+        synced.policies,
+        synced.namespaces,
     ]) {
         metrics.cluster.set_synced(resource, done);
     }
@@ -83,6 +86,9 @@ pub struct Plan {
     pub members: BTreeMap<ObjKey, Membership>,
     /// Lookups through the cluster DNS Service's ClusterIP, which every verdict depends on.
     pub cluster_dns: Vec<TargetKey>,
+    /// Targets the NetworkPolicies deny to the agent (empty until policies and namespaces are
+    /// listed, and outside a pod).
+    pub denials: BTreeMap<TargetKey, Denial>,
 }
 
 impl Plan {
@@ -109,8 +115,10 @@ pub fn plan(
     discovery: &Discovery,
     config: &KubernetesConfig,
     node: &str,
+    me: Option<&SelfPod>,
     metrics: &Metrics,
 ) -> Plan {
+    let synced = *discovery.synced.borrow();
     let stores = discovery
         .stores
         .lock()
@@ -120,8 +128,15 @@ pub fn plan(
         let flips = stores.transitions.get(svc).copied().unwrap_or(0);
         metrics.cluster.set_readiness(svc, readiness, flips);
     }
+    let denials = match me {
+        Some(me) if synced.policies && synced.namespaces => policy::denials(&stores, me, &derived),
+        _ => BTreeMap::new(),
+    };
     drop(stores);
-    build(&derived, config)
+    Plan {
+        denials,
+        ..build(&derived, config)
+    }
 }
 
 /// Turns derived targets into scheduler targets and Service memberships.

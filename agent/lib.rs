@@ -16,6 +16,8 @@
 //! - [`otlp`]: optional push of the same registry to an OTLP/HTTP metrics endpoint.
 //! - [`reload`]: config reload on SIGHUP and on file change.
 //! - [`agent`]: wires the pieces together and runs until shutdown.
+//! - [`policy`]: which discovered connects the NetworkPolicies deny to the agent, and what their
+//!   results mean (`policy_denied`, an unenforced policy).
 //! - [`trace`]: `hopwatch trace`, one request's path hop by hop with the likely cause of a break.
 
 pub mod agent;
@@ -24,6 +26,7 @@ pub mod config;
 pub mod discovery;
 pub mod metrics;
 pub mod otlp;
+pub mod policy;
 pub mod probe;
 pub mod reload;
 pub mod schedule;

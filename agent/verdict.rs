@@ -18,12 +18,13 @@
 //! 7. `ingress` again, when the Ingress answered 502, 503 or 504 (its upstream failed) but
 //!    nothing behind it looks broken from this node.
 //!
-//! Otherwise `none`. A hop without a result yet counts as working.
+//! Otherwise `none`. A hop without a result yet counts as working, and so does a connect that
+//! failed with `policy_denied`: the NetworkPolicies deny it to the agent, as they should.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::discovery::model::ObjKey;
-use crate::probe::{Detail, Hop, Outcome, TargetKey};
+use crate::probe::{Detail, Failure, Hop, Outcome, TargetKey};
 
 /// The first broken hop of a Service's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,7 +153,7 @@ impl Verdicts {
     pub fn observe(&mut self, key: &TargetKey, outcome: &Outcome) -> bool {
         let failed_connects = match &outcome.detail {
             Detail::Connects(connects) => {
-                connects.iter().filter(|c| c.result.is_err()).count() as u32
+                connects.iter().filter(|c| broken(c.result)).count() as u32
             }
             _ => 0,
         };
@@ -161,7 +162,7 @@ impl Verdicts {
             _ => false,
         };
         let last = Last {
-            ok: outcome.result.is_ok(),
+            ok: !broken(outcome.result),
             failed_connects,
             upstream_failed,
         };
@@ -221,6 +222,12 @@ impl Verdicts {
             unreachable,
         }
     }
+}
+
+/// A failure that breaks a hop: any but `policy_denied`, which is what the cluster's
+/// NetworkPolicies ask for.
+fn broken(result: Result<(), Failure>) -> bool {
+    result.is_err_and(|f| f != Failure::PolicyDenied)
 }
 
 /// The key of a target of `hop` with `id`.

@@ -3,6 +3,7 @@
 
 pub mod ingress;
 pub mod model;
+pub mod netpol;
 pub mod rendezvous;
 pub mod select;
 pub mod store;

@@ -76,6 +76,14 @@ impl Labels {
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
 }
 
 /// Any pairs, in any order; of a repeated key the last value wins, as in a map.
@@ -100,11 +108,20 @@ pub struct ServiceInfo {
     pub key: ObjKey,
     pub address: Address,
     pub ports: Vec<ServicePort>,
-    /// A Service without a selector has its endpoints managed by someone else.
-    pub has_selector: bool,
+    /// The pod selector; empty for a Service whose endpoints someone else manages. Every pod
+    /// behind the Service carries these labels, which is all the agent knows of its pods'
+    /// labels (for NetworkPolicies).
+    pub selector: Labels,
     pub labels: Labels,
     /// The value of the opt-in/opt-out annotation, if set.
     pub probe_annotation: Option<String>,
+}
+
+impl ServiceInfo {
+    /// A Service without a selector has its endpoints managed by someone else.
+    pub fn has_selector(&self) -> bool {
+        !self.selector.is_empty()
+    }
 }
 
 /// One endpoint of a slice, with its readiness conditions.
@@ -188,7 +205,7 @@ pub fn project_service(svc: &Service, annotation: &str) -> Option<ServiceInfo> {
         key,
         address,
         ports,
-        has_selector: spec.selector.as_ref().is_some_and(|s| !s.is_empty()),
+        selector: spec.selector.iter().flatten().collect(),
         labels: svc.metadata.labels.iter().flatten().collect(),
         probe_annotation: svc
             .metadata

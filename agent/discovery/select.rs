@@ -255,7 +255,7 @@ mod tests {
             key: ObjKey::new(ns, name),
             address: Address::Headless,
             ports: vec![],
-            has_selector: true,
+            selector: labels(&[("app", name)]),
             labels: labels(&[("app", name)]),
             probe_annotation: annotation.map(String::from),
         }

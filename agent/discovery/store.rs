@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::ingress::IngressInfo;
-use super::model::{ObjKey, ServiceInfo, SliceInfo};
+use super::model::{Labels, ObjKey, ServiceInfo, SliceInfo};
+use super::netpol::Policy;
 
 /// Everything discovery knows about the cluster.
 #[derive(Debug, Default)]
@@ -15,6 +16,10 @@ pub struct Stores {
     pub slices: HashMap<ObjKey, SliceInfo>,
     pub nodes: BTreeSet<String>,
     pub ingresses: BTreeMap<ObjKey, IngressInfo>,
+    /// NetworkPolicies, sorted by namespace and name: the order the evaluator names them in.
+    pub policies: BTreeMap<ObjKey, Policy>,
+    /// Every namespace's labels, which `namespaceSelector`s match.
+    pub namespaces: BTreeMap<String, Labels>,
     /// Readiness flips per Service since the agent started; grows only.
     pub transitions: HashMap<ObjKey, u64>,
     node_names: HashSet<Arc<str>>,

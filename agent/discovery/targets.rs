@@ -148,7 +148,7 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
                 endpoints,
             });
         }
-        if svc.address == Address::Headless && svc.has_selector {
+        if svc.address == Address::Headless && svc.has_selector() {
             derived
                 .headless
                 .push(headless(svc, own, &settings.cluster_domain));

@@ -1,4 +1,5 @@
-//! Watchers that keep the stores current: Services, EndpointSlices and Nodes (metadata only),
+//! Watchers that keep the stores current: Services, EndpointSlices, Nodes and Namespaces
+//! (metadata only), Ingresses and NetworkPolicies,
 //! each a kube-rs watcher with backoff. A relist (after 410 Gone or a reconnect) is buffered
 //! and swapped in whole on `InitDone`, so probes keep running on the cached targets meanwhile.
 
@@ -7,9 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -19,7 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::ingress::{self, IngressInfo};
-use super::model::{self, ObjKey, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
+use super::model::{self, Labels, ObjKey, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
+use super::netpol::{self, Policy};
 use super::store::Stores;
 
 /// Objects per page of the initial list and of every relist. kube-rs asks for 500; a page of
@@ -84,12 +86,14 @@ pub struct Synced {
     pub slices: bool,
     pub nodes: bool,
     pub ingresses: bool,
+    pub policies: bool,
+    pub namespaces: bool,
 }
 
 impl Synced {
-    /// Services and EndpointSlices are listed. Nodes and Ingresses are optional: without
-    /// Nodes rendezvous hashing uses the nodes named by endpoints, and a cluster may serve no
-    /// Ingress API.
+    /// Services and EndpointSlices are listed. The others are optional: without Nodes
+    /// rendezvous hashing uses the nodes named by endpoints, a cluster may serve no Ingress
+    /// API, and until policies and namespaces are listed no connect is expected to be denied.
     pub fn ready(&self) -> bool {
         self.services && self.slices
     }
@@ -144,10 +148,22 @@ impl Discovery {
                 String::new(),
             )),
             tokio::spawn(run::<Ingress>(
+                Api::all(client.clone()),
+                list_config(),
+                shared.clone(),
+                annotation,
+            )),
+            tokio::spawn(run::<NetworkPolicy>(
+                Api::all(client.clone()),
+                list_config(),
+                shared.clone(),
+                String::new(),
+            )),
+            tokio::spawn(run::<PartialObjectMeta<Namespace>>(
                 Api::all(client),
                 list_config(),
                 shared,
-                annotation,
+                String::new(),
             )),
         ];
         Discovery {
@@ -279,6 +295,46 @@ impl Watched for Ingress {
     }
     fn mark(synced: &mut Synced) {
         synced.ingresses = true;
+    }
+}
+
+impl Watched for NetworkPolicy {
+    const NAME: &'static str = "networkpolicies";
+    type Item = Policy;
+    fn project(&self, _: &mut Stores, _: &str) -> Option<Policy> {
+        netpol::project(self)
+    }
+    fn upsert(stores: &mut Stores, item: Policy) {
+        stores.policies.insert(item.key.clone(), item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.policies.remove(&key_of(self));
+    }
+    fn replace(stores: &mut Stores, items: Vec<Policy>) {
+        stores.policies = items.into_iter().map(|p| (p.key.clone(), p)).collect();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.policies = true;
+    }
+}
+
+impl Watched for PartialObjectMeta<Namespace> {
+    const NAME: &'static str = "namespaces";
+    type Item = (String, Labels);
+    fn project(&self, _: &mut Stores, _: &str) -> Option<(String, Labels)> {
+        Some((self.name_any(), self.labels().iter().collect()))
+    }
+    fn upsert(stores: &mut Stores, (name, labels): (String, Labels)) {
+        stores.namespaces.insert(name, labels);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.namespaces.remove(&self.name_any());
+    }
+    fn replace(stores: &mut Stores, items: Vec<(String, Labels)>) {
+        stores.namespaces = items.into_iter().collect();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.namespaces = true;
     }
 }
 

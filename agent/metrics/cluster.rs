@@ -2,7 +2,7 @@
 //! verdict, and the Kubernetes watches. Part of the metrics module, the only place metric
 //! names are written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use prometheus::{IntCounterVec, IntGaugeVec};
@@ -13,7 +13,14 @@ use crate::discovery::targets::{EmptyReason, Readiness};
 use crate::verdict::{BrokenHop, ServiceVerdict};
 
 /// The Kubernetes resources hopwatch watches, as `resource` label values.
-pub const RESOURCES: [&str; 4] = ["services", "endpointslices", "nodes", "ingresses"];
+pub const RESOURCES: [&str; 6] = [
+    "services",
+    "endpointslices",
+    "nodes",
+    "ingresses",
+    "networkpolicies",
+    "namespaces",
+];
 
 const CONDITIONS: [&str; 4] = ["ready", "serving", "terminating", "not_ready"];
 
@@ -26,6 +33,8 @@ pub struct ClusterMetrics {
     path_status: IntGaugeVec,
     watch_restarts: IntCounterVec,
     synced: IntGaugeVec,
+    policy_denied: IntGaugeVec,
+    unenforced: IntGaugeVec,
     /// Transitions already added to the counter, per Service.
     exported: Mutex<HashMap<ObjKey, u64>>,
 }
@@ -67,6 +76,16 @@ impl ClusterMetrics {
                 "hopwatch_kube_synced",
                 "1 once the resource has been listed completely at least once.",
                 &["resource"],
+            ),
+            policy_denied: r.int_gauges(
+                "hopwatch_networkpolicy_denied_targets",
+                "Service-hop and Pod-hop targets of a Service that NetworkPolicies deny to this agent: their connects count as policy_denied.",
+                &["namespace", "service"],
+            ),
+            unenforced: r.int_gauges(
+                "hopwatch_networkpolicy_unenforced",
+                "1 when this node's last connect to a target the NetworkPolicy denies to the agent succeeded: the CNI does not enforce it.",
+                &["namespace", "policy"],
             ),
             exported: Mutex::new(HashMap::new()),
         };
@@ -144,6 +163,26 @@ impl ClusterMetrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(svc);
+    }
+
+    /// Replaces the denied-target counts: one series per Service with denied targets.
+    pub fn set_policy_denied(&self, counts: &BTreeMap<ObjKey, usize>) {
+        self.policy_denied.reset();
+        for (svc, n) in counts {
+            self.policy_denied
+                .with_label_values(&[&svc.namespace, &svc.name])
+                .set(*n as i64);
+        }
+    }
+
+    /// Replaces the unenforced flags: one series per policy that denies a target.
+    pub fn set_unenforced(&self, policies: &BTreeMap<ObjKey, bool>) {
+        self.unenforced.reset();
+        for (policy, unenforced) in policies {
+            self.unenforced
+                .with_label_values(&[&policy.namespace, &policy.name])
+                .set(i64::from(*unenforced));
+        }
     }
 
     /// A watch failed and will be retried.

@@ -849,7 +849,8 @@ mod tests {
             | Failure::TlsHostnameMismatch
             | Failure::TlsHandshake
             | Failure::HttpStatus
-            | Failure::HttpError => failure.as_str(),
+            | Failure::HttpError
+            | Failure::PolicyDenied => failure.as_str(),
         }
     }
 
@@ -1013,12 +1014,16 @@ hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",server="r
 # TYPE hopwatch_kube_synced gauge
 hopwatch_kube_synced{resource="endpointslices"} 0
 hopwatch_kube_synced{resource="ingresses"} 0
+hopwatch_kube_synced{resource="namespaces"} 0
+hopwatch_kube_synced{resource="networkpolicies"} 0
 hopwatch_kube_synced{resource="nodes"} 0
 hopwatch_kube_synced{resource="services"} 0
 # HELP hopwatch_kube_watch_restarts_total Kubernetes watch failures after which the watch was re-established with backoff.
 # TYPE hopwatch_kube_watch_restarts_total counter
 hopwatch_kube_watch_restarts_total{resource="endpointslices"} 0
 hopwatch_kube_watch_restarts_total{resource="ingresses"} 0
+hopwatch_kube_watch_restarts_total{resource="namespaces"} 0
+hopwatch_kube_watch_restarts_total{resource="networkpolicies"} 0
 hopwatch_kube_watch_restarts_total{resource="nodes"} 0
 hopwatch_kube_watch_restarts_total{resource="services"} 0
 # HELP hopwatch_probe_duration_seconds Duration of probe attempts, as the user of the hop would feel it.

@@ -106,11 +106,15 @@ pub enum Failure {
     HttpStatus,
     /// No valid HTTP response head: the server closed first or did not speak HTTP/1.
     HttpError,
+    /// A connect failed that the cluster's NetworkPolicies deny to the agent's own pod: the
+    /// expected result, left out of SLO ratios and verdicts. Never produced by a probe; the
+    /// agent names a failed connect so when the policies say it must fail (`crate::policy`).
+    PolicyDenied,
 }
 
 impl Failure {
     /// Every reason, for documentation checks and dashboards.
-    pub const ALL: [Failure; 19] = [
+    pub const ALL: [Failure; 20] = [
         Failure::Timeout,
         Failure::Nxdomain,
         Failure::Nodata,
@@ -130,6 +134,7 @@ impl Failure {
         Failure::TlsHandshake,
         Failure::HttpStatus,
         Failure::HttpError,
+        Failure::PolicyDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +158,7 @@ impl Failure {
             Failure::TlsHandshake => "tls_handshake",
             Failure::HttpStatus => "http_status",
             Failure::HttpError => "http_error",
+            Failure::PolicyDenied => "policy_denied",
         }
     }
 }

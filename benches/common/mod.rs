@@ -76,7 +76,7 @@ fn service(key: &ObjKey, index: usize, ports: usize) -> ServiceInfo {
                 target_port: TargetPort::Number(8080 + p as u16),
             })
             .collect(),
-        has_selector: true,
+        selector: [("app", key.name.as_str())].into_iter().collect(),
         labels: [("app", key.name.as_str())].into_iter().collect(),
         probe_annotation: None,
     }

@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "hopwatch"
 RUNAS = 65532
 # get/list/watch on exactly these, and nothing else.
-RBAC = {("", "services"), ("", "nodes"), ("discovery.k8s.io", "endpointslices"),
-        ("networking.k8s.io", "ingresses")}
+RBAC = {("", "services"), ("", "nodes"), ("", "namespaces"), ("discovery.k8s.io", "endpointslices"),
+        ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "networkpolicies")}
 READ_VERBS = {"get", "list", "watch"}
 # `kubectl apply` (client side) keeps the whole object in an annotation of at most 256 KiB.
 MAX_OBJECT_BYTES = 262144

@@ -144,6 +144,12 @@ def _namespace_cells(obj):
     return [(obj.get("status") or {}).get("phase") or "Active"]
 
 
+def _networkpolicy_cells(obj):
+    # kubectl's Pod-Selector column: matchLabels as k=v, or <none> for an empty selector.
+    sel = ((obj.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+    return [",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>"]
+
+
 def _ingressclass_cells(obj):
     spec = obj.get("spec") or {}
     params = spec.get("parameters") or {}
@@ -180,6 +186,9 @@ RESOURCES = [
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress", "ingress", True, ("ing",),
              columns=(_col("Class"), _col("Hosts"), _col("Address"), _col("Ports"), AGE),
              cells=_ingress_cells),
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", "networkpolicy", True,
+             ("netpol",), columns=(_col("Pod-Selector"), AGE), cells=_networkpolicy_cells,
+             status_subresource=False),
     Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", "ingressclass", False,
              columns=(_col("Controller"), _col("Parameters"), AGE), cells=_ingressclass_cells,
              status_subresource=False),
