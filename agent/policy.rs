@@ -23,6 +23,8 @@ use crate::verdict::key;
 
 /// Where the DaemonSet's downward API volume puts the agent pod's labels.
 pub const LABELS_FILE: &str = "/etc/podinfo/labels";
+/// Names another labels file, for an agent run outside the DaemonSet's pod spec.
+pub const LABELS_FILE_ENV: &str = "HOPWATCH_POD_LABELS_FILE";
 
 /// The agent's own pod, the source of every connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +36,16 @@ pub struct SelfPod {
     pub labels_complete: bool,
 }
 
-/// The agent's pod from the downward API: `POD_NAMESPACE`, `POD_IP` and [`LABELS_FILE`].
-/// `None` outside a pod, when the policies cannot be applied to anything.
+/// The agent's pod from the downward API: `POD_NAMESPACE`, `POD_IP` and [`LABELS_FILE`] (or
+/// the file `HOPWATCH_POD_LABELS_FILE` names). `None` outside a pod, when the policies cannot
+/// be applied to anything.
 pub fn self_pod() -> Option<SelfPod> {
     let namespace = std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())?;
     let ip = std::env::var("POD_IP").ok()?.parse().ok()?;
-    let text = std::fs::read_to_string(LABELS_FILE).ok();
+    let path = std::env::var_os(LABELS_FILE_ENV).unwrap_or_else(|| LABELS_FILE.into());
+    let text = std::fs::read_to_string(path).ok();
     Some(SelfPod {
         namespace,
         ip,

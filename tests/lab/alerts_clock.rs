@@ -12,7 +12,8 @@
 //! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
 //!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
 //! 2. around it: a stale public DNS record, DNS packet loss, a throttled agent, a bad config
-//!    edit, a ClusterRole without ingresses;
+//!    edit, a ClusterRole without ingresses, NetworkPolicies the lab's network does not
+//!    enforce;
 //! 3. the agents themselves: one killed, one pod gone, then every pod gone.
 
 use std::collections::BTreeSet;
@@ -84,7 +85,7 @@ const DATA_PATH: [Expected; 14] = [
     ("HopwatchPodErrorBudgetBurn", &[("severity", "warning")]),
 ];
 
-const AROUND: [Expected; 6] = [
+const AROUND: [Expected; 7] = [
     (
         "HopwatchLoadBalancerErrorBudgetBurn",
         &[("hop", "loadbalancer"), ("severity", "critical")],
@@ -100,6 +101,10 @@ const AROUND: [Expected; 6] = [
     ("HopwatchScheduleLagHigh", &[("node", "node-1")]),
     ("HopwatchConfigReloadFailing", &[]),
     ("HopwatchKubeNotSynced", &[("resource", "ingresses")]),
+    (
+        "HopwatchNetworkPolicyNotEnforced",
+        &[("namespace", "shop"), ("policy", "default-deny-ingress")],
+    ),
 ];
 
 const AGENTS: [Expected; 2] = [
@@ -192,6 +197,7 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     lab.fault(&["throttle", "--node", "node-1"]);
     lab.fault(&["config", "--node", "node-1"]);
     lab.fault(&["rbac", "--resource", "ingresses", "--node", "node-2"]);
+    lab.fault(&["netpol"]);
     let alerts = eventually(
         "the alerts around the data path",
         Duration::from_secs(150),

@@ -16,11 +16,13 @@ use crate::{WAIT, all_healthy};
 const AGENT: &str = "system:serviceaccount:hopwatch:hopwatch";
 const TRACE: &str = "system:serviceaccount:hopwatch:hopwatch-trace";
 /// What the agents watch, as their `resource` label and as kubectl names it.
-const WATCHED: [(&str, &str); 4] = [
+const WATCHED: [(&str, &str); 6] = [
     ("services", "services"),
     ("endpointslices", "endpointslices.discovery.k8s.io"),
     ("nodes", "nodes"),
     ("ingresses", "ingresses.networking.k8s.io"),
+    ("networkpolicies", "networkpolicies.networking.k8s.io"),
+    ("namespaces", "namespaces"),
 ];
 const WRITES: [&str; 6] = [
     "create",
@@ -105,8 +107,8 @@ fn agents_hold_exactly_the_permissions_they_use() {
             );
         }
     }
-    // Nothing else at all: the full list holds the four resources, read-only, and the reviews
-    // every identity has.
+    // Nothing else at all: the full list holds the watched resources, read-only, and the
+    // reviews every identity has.
     let out = lab_command(&["kubectl", "auth", "can-i", "--list", "--as", AGENT]);
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "can-i --list: {listing}");

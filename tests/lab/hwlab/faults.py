@@ -60,7 +60,7 @@ NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
 
 NAMES = ["no-endpoints", "controller-down", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
-         "rbac", "config", "selector", "target-port"]
+         "rbac", "netpol", "config", "selector", "target-port"]
 NETPOL_CHAIN = "HWL-NETPOL"
 
 

@@ -399,7 +399,10 @@ class Lab:
         check = netns.run([binary, "check-config", path], check=False)
         if check.returncode != 0:
             raise LabError(f"hopwatch rejects the lab's config: {(check.stderr + check.stdout).strip()}")
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        # The DaemonSet's downward API volume: the pod's labels, as kubelet would write them.
+        labels = self.st.file("agents", agent.node_name, "labels")
+        self.write_file(labels, 'app.kubernetes.io/name="hopwatch"\napp.kubernetes.io/part-of="hopwatch"\n')
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOPWATCH_POD_LABELS_FILE": labels,
                "NODE_NAME": agent.node_name, "POD_IP": agent.ip, "POD_NAME": agent.name,
                "POD_NAMESPACE": agent.namespace, "KUBERNETES_SERVICE_HOST": P.API_IP,
                "KUBERNETES_SERVICE_PORT": str(P.API_PORT),
