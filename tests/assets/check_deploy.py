@@ -55,6 +55,11 @@ RUNAS = 65532
 RBAC = {("", "services"), ("", "nodes"), ("", "namespaces"), ("discovery.k8s.io", "endpointslices"),
         ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "networkpolicies")}
 READ_VERBS = {"get", "list", "watch"}
+# `hopwatch trace` (its own ClusterRole, bound by whoever runs trace): what it reads, get and list.
+TRACE_ROLE = "hopwatch-trace"
+TRACE_RBAC = {("", "services"), ("", "pods"), ("", "nodes"), ("discovery.k8s.io", "endpointslices"),
+              ("networking.k8s.io", "ingresses")}
+TRACE_VERBS = {"get", "list"}
 # `kubectl apply` (client side) keeps the whole object in an annotation of at most 256 KiB.
 MAX_OBJECT_BYTES = 262144
 CRD_MODELS = {"ServiceMonitor": "ServiceMonitor", "PrometheusRule": "PrometheusRule"}
@@ -152,20 +157,36 @@ def check_namespaces(objects, problems: Problems):
             problems.add(name_of(obj), f"{size} bytes: too large for `kubectl apply`")
 
 
+def grants(role, verbs, problems: Problems):
+    """The (group, resource) pairs a ClusterRole grants; every rule must have exactly `verbs`."""
+    granted = set()
+    for rule in role.get("rules", []):
+        if set(rule) - {"apiGroups", "resources", "verbs"}:
+            problems.add(name_of(role), f"rule with more than groups, resources, verbs: {rule}")
+        if set(rule.get("verbs", [])) != verbs:
+            problems.add(name_of(role), f"verbs {rule.get('verbs')}: must be exactly {', '.join(sorted(verbs))}")
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                granted.add((group, resource))
+    return granted
+
+
 def check_rbac(objects, problems: Problems):
-    role = one(objects, "ClusterRole", problems)
+    roles = by_kind(objects, "ClusterRole")
+    names = sorted(r["metadata"]["name"] for r in roles)
+    if len(roles) != 2:
+        problems.add("deploy", f"expected two ClusterRoles, the agents' and {TRACE_ROLE}; found {names}")
+    agent_roles = [r for r in roles if r["metadata"]["name"] != TRACE_ROLE]
+    role = agent_roles[0] if len(agent_roles) == 1 else None
     if role:
-        granted = set()
-        for rule in role.get("rules", []):
-            if set(rule) - {"apiGroups", "resources", "verbs"}:
-                problems.add(name_of(role), f"rule with more than groups, resources, verbs: {rule}")
-            if set(rule.get("verbs", [])) != READ_VERBS:
-                problems.add(name_of(role), f"verbs {rule.get('verbs')}: must be exactly get, list, watch")
-            for group in rule.get("apiGroups", []):
-                for resource in rule.get("resources", []):
-                    granted.add((group, resource))
+        granted = grants(role, READ_VERBS, problems)
         if granted != RBAC:
             problems.add(name_of(role), f"grants {sorted(granted)}; expected exactly {sorted(RBAC)}")
+    trace = one(objects, "ClusterRole", problems, TRACE_ROLE)
+    if trace:
+        granted = grants(trace, TRACE_VERBS, problems)
+        if granted != TRACE_RBAC:
+            problems.add(name_of(trace), f"grants {sorted(granted)}; expected exactly {sorted(TRACE_RBAC)}")
     if by_kind(objects, "Role") or by_kind(objects, "RoleBinding"):
         problems.add("deploy", "no namespaced Role or RoleBinding expected")
     binding = one(objects, "ClusterRoleBinding", problems)
