@@ -55,6 +55,14 @@ const SERVICES: [(&str, &str); 7] = [
 /// How long a fault or a recovery may take to show in the agents' metrics.
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The counters that moved from `a` to `b`, by how much (a counter new in `b` counts from 0).
+fn delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    b.iter()
+        .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v != 0.0)
+        .collect()
+}
+
 /// The `broken_hop` of a Service's verdict on one node.
 fn verdict(e: &Expo, namespace: &str, service: &str) -> Option<String> {
     e.all(

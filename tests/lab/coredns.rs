@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{DOMAIN, Lab, eventually, prefix, run_dir};
-use crate::{WAIT, all_healthy};
+use crate::{WAIT, all_healthy, delta};
 
 /// The scripted lookups: an external name through the search list, cluster names in several
 /// forms (short, namespace-qualified, fully qualified, headless), and a name that exists
@@ -104,13 +104,6 @@ fn coredns_counts(lab: &Lab) -> Counts {
         }
     }
     by
-}
-
-fn delta(a: &Counts, b: &Counts) -> Counts {
-    b.iter()
-        .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v != 0.0)
-        .collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::expo::Expo;
 use crate::harness::{Lab, NODES, eventually};
-use crate::{SERVICES, WAIT, all_healthy, probes, steady_series, verdict_is, wait_increase};
+use crate::{SERVICES, WAIT, all_healthy, delta, probes, steady_series, verdict_is, wait_increase};
 
 /// `hopwatch_dns_lookup_duration_seconds` of the lookups through the kube-dns ClusterIP:
 /// (observations at most `le` seconds, all observations, sum).
@@ -163,13 +163,6 @@ fn amp_snapshot(lab: &Lab) -> (BTreeMap<String, f64>, f64, BTreeMap<String, f64>
             Err("a lookup ran".into())
         }
     })
-}
-
-fn delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    b.iter()
-        .map(|(k, v)| (k.clone(), v - a.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v != 0.0)
-        .collect()
 }
 
 #[test]
