@@ -2,6 +2,7 @@
 //! a dead pod, a node without its kube-proxy rules, latency added to one pod.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{self, Lab, NODES, eventually};
@@ -73,6 +74,38 @@ fn healthy_lab_every_verdict_is_none_and_every_probe_succeeds() {
             Ok(())
         },
     );
+    // What the agents saw came from the real components: every Service's EndpointSlice was
+    // written by the endpointslice controller (default/kubernetes's by kube-apiserver), and
+    // each node's ClusterIP rules by its kube-proxy.
+    let listed = harness::lab_ok(&["kubectl", "get", "endpointslices", "-A", "-o", "json"]);
+    let slices: serde_json::Value = serde_json::from_str(&listed).expect("kubectl's JSON");
+    let items = slices["items"]
+        .as_array()
+        .expect("a list of EndpointSlices");
+    assert_eq!(items.len(), 7, "{listed}");
+    for item in items {
+        let md = &item["metadata"];
+        let manager = &md["labels"]["endpointslice.kubernetes.io/managed-by"];
+        if md["namespace"] != "default" {
+            assert_eq!(manager, "endpointslice-controller.k8s.io", "{md}");
+        }
+    }
+    for node in NODES {
+        let saved = Command::new("ip")
+            .args(["netns", "exec", &format!("{}{node}", harness::prefix())])
+            .args(["iptables-save", "-t", "nat"])
+            .output()
+            .expect("run iptables-save");
+        let rules = String::from_utf8_lossy(&saved.stdout);
+        for spn in ["shop/web:http", "shop/api:http", "kube-system/kube-dns:dns"] {
+            assert!(
+                rules.lines().any(|l| l.starts_with("-A KUBE-SERVICES")
+                    && l.contains(&format!("\"{spn} cluster IP\""))
+                    && l.contains("-j KUBE-SVC-")),
+                "{node}: kube-proxy wrote no KUBE-SVC- rule for {spn}:\n{rules}"
+            );
+        }
+    }
 }
 
 #[test]
