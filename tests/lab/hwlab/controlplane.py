@@ -169,6 +169,10 @@ class ControlPlane:
         os.kill(rec["pid"], signal.SIGKILL)
         stop_procs([rec])
         self.st.drop_proc(rec)
+        # Its leader thread is a zombie before the other threads have exited and closed the
+        # listening socket: wait until the port refuses, or a new kube-apiserver cannot bind.
+        wait_for("kube-apiserver's port closed", lambda: not netns.tcp_open(self.api_pod.netns, ("127.0.0.1", 6443)),
+                 30, interval=0.05)
         return rec["pid"]
 
     def compact_etcd(self):
