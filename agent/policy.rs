@@ -69,8 +69,9 @@ pub fn parse_labels(text: &str) -> Labels {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     pub service: ObjKey,
-    /// The first policy that selects the denying side (egress of the agent, else ingress of
-    /// the target), the one the unenforced series names.
+    /// The policy the unenforced series names: of those selecting the denying side (egress of
+    /// the agent, else ingress of the target), the first that allows nothing that way (a
+    /// default deny), else the first.
     pub policy: ObjKey,
 }
 
@@ -149,10 +150,31 @@ fn denied(
             protocol: Protocol::Tcp,
         };
         let verdict = netpol::evaluate(stores.policies.values(), &conn);
-        let (_, selecting) = verdict.denied()?;
-        policy.get_or_insert_with(|| selecting[0].clone());
+        let (direction, selecting) = verdict.denied()?;
+        policy.get_or_insert_with(|| blame(stores, direction, selecting));
     }
     policy
+}
+
+/// Of the policies that select a pod and together deny a connection, the one to name: the
+/// first with no rule at all for the direction (`podSelector` plus an empty `ingress`, the
+/// default deny that makes the others' rules the only way in), else the first.
+fn blame(stores: &Stores, direction: netpol::Direction, selecting: &[ObjKey]) -> ObjKey {
+    let allows_nothing = |key: &ObjKey| {
+        let Some(p) = stores.policies.get(key) else {
+            return false;
+        };
+        let rules = match direction {
+            netpol::Direction::Ingress => &p.ingress,
+            netpol::Direction::Egress => &p.egress,
+        };
+        rules.as_ref().is_some_and(Vec::is_empty)
+    };
+    selecting
+        .iter()
+        .find(|k| allows_nothing(k))
+        .unwrap_or(&selecting[0])
+        .clone()
 }
 
 /// A denied target's outcome as it is recorded: its failed connects become `policy_denied`.
@@ -269,7 +291,8 @@ mod tests {
         let (stores, derived) = seed();
         let me = agent(&[("app.kubernetes.io/name", "hopwatch")], true);
         let found = denials(&stores, &me, &derived);
-        let policy = ObjKey::new("shop", "db-from-api");
+        // Both select db and neither lets the agent in: the default deny is the one named.
+        let policy = ObjKey::new("shop", "deny-all");
         assert_eq!(found.len(), 2);
         for hop in [Hop::Service, Hop::Pod] {
             assert_eq!(found[&key(hop, "shop/db:5432")].policy, policy);
