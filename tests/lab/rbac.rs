@@ -128,7 +128,10 @@ fn agents_hold_exactly_the_permissions_they_use() {
     // trace's role: Pods too, and what its NetworkPolicy step reads; read only, no Secrets.
     for verb in ["get", "list"] {
         for resource in ["pods", "namespaces", "networkpolicies.networking.k8s.io"] {
-            assert!(can_i(TRACE, verb, resource), "trace cannot {verb} {resource}");
+            assert!(
+                can_i(TRACE, verb, resource),
+                "trace cannot {verb} {resource}"
+            );
         }
     }
     assert!(!can_i(TRACE, "get", "secrets"));

@@ -47,14 +47,9 @@ pub fn explain(hops: &mut [Hop], step: &Step, source_here: bool) {
                 "{}: the connects fail as the NetworkPolicies say: {reason}",
                 hop.summary
             );
-            let confirm = hop
-                .finding
-                .as_ref()
-                .map(|f| f.confirm.clone())
-                .unwrap_or_default();
-            *hop = hop
-                .clone()
-                .denied(summary, Finding::new(Cause::PolicyDenied, detail, confirm));
+            // The step's commands, listed under the verdict, confirm it; the pod's logs do not.
+            let finding = Finding::new(Cause::PolicyDenied, detail, Vec::new());
+            *hop = hop.clone().denied(summary, finding);
         }
         let answered = hops
             .iter()

@@ -88,12 +88,15 @@ pub fn hop(inputs: &Inputs) -> (Hop, Step) {
     let mut hop = hop;
     let mut confirm: Vec<String> = Vec::new();
     if let Some(s) = source {
+        // Trace's own pod is already named by its IP.
+        let who = match &s.name {
+            Some(_) => format!("{} {}", s.text(), s.ip),
+            None => s.text(),
+        };
         hop = hop
             .with("source", source_json(s, inputs.source_origin))
             .fact(format!(
-                "source: {} {} {} ({})",
-                s.text(),
-                s.ip,
+                "source: {who} {} ({})",
                 labels_text(&s.labels),
                 inputs.source_origin
             ));
