@@ -91,6 +91,11 @@ struct TraceArgs {
     /// Print one JSON object instead of the hop lines.
     #[arg(long)]
     json: bool,
+    /// pod/NAMESPACE/NAME: decide the NetworkPolicies for this pod's connections to the target
+    /// and to the cluster DNS. Without it, trace's own pod (POD_NAMESPACE, POD_IP and its
+    /// labels file) when a hop fails.
+    #[arg(long, value_name = "pod/NAMESPACE/NAME")]
+    from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +217,8 @@ fn trace(args: TraceArgs) -> ExitCode {
         semantics: args.routing,
         timeout: args.timeout_seconds,
         json: args.json,
+        from: args.from,
+        me: hopwatch::policy::self_pod(),
     };
     let outcome = match runtime() {
         Ok(rt) => rt.block_on(hopwatch::trace::cli(&opts)),

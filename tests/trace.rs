@@ -15,7 +15,9 @@ mod trace_support;
 use serde_json::Value;
 
 use support::net::Blackhole;
-use trace_support::{Forbid, Scene, Spec, hop, hopwatch, statuses, trace_json};
+use trace_support::{
+    Forbid, Scene, Spec, hop, hopwatch, hopwatch_in_pod, statuses, trace_json, trace_json_in_pod,
+};
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
@@ -494,4 +496,272 @@ fn a_missing_service_and_an_unreachable_api_are_told_apart() {
     assert_eq!(hop(&trace, "loadbalancer")["data"]["source"], "DNS answer");
     assert_eq!(trace["verdict"]["broken_hop"], Value::Null);
     assert_eq!(trace["verdict"]["unchecked"][0]["hop"], "ingress");
+}
+
+/// `hopwatch trace ARGS` as text, and as JSON, with the downward API's variables `env`.
+fn both(
+    scene: &Scene,
+    target: &str,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> (i32, String, i32, Value) {
+    let mut args = scene.args(target, scene.fake.kubeconfig());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let (code, out, err) = hopwatch_in_pod(&args, env);
+    assert!(err.is_empty(), "{err}");
+    let (json_code, json) = trace_json_in_pod(args, env);
+    (code, out, json_code, json)
+}
+
+fn netpol_scene(db_accepts: bool) -> Scene {
+    Scene::start(&Spec {
+        netpol: true,
+        db_accepts,
+        ..Spec::default()
+    })
+}
+
+/// The downward API of a pod: its namespace, IP and labels file.
+fn in_pod(
+    scene: &Scene,
+    ns: &str,
+    ip: std::net::Ipv4Addr,
+    labels: &str,
+) -> Vec<(&'static str, String)> {
+    let file = scene.dir.file(&format!("labels-{ns}"), labels);
+    vec![
+        ("POD_NAMESPACE", ns.to_string()),
+        ("POD_IP", ip.to_string()),
+        ("HOPWATCH_POD_LABELS_FILE", file.display().to_string()),
+    ]
+}
+
+const SEED_POLICIES: &str = "shop/allow-api-to-db, shop/default-deny-ingress";
+
+#[test]
+fn from_a_pod_the_policies_deny_the_step_names_them_and_the_denial_is_expected() {
+    let scene = netpol_scene(true);
+    let (code, out, json_code, trace) =
+        both(&scene, "svc/shop/db", &["--from", "pod/shop/web-1"], &[]);
+    let want = format!(
+        "shop/web-1 → shop/db 8080/TCP: denied, the ingress of db-1 is selected by 2 policies, none allows this source and port ({SEED_POLICIES})"
+    );
+    // Expected, as the agent's policy_denied: not a broken hop, exit 0.
+    assert_eq!((code, json_code), (0, 0), "{out}");
+    let netpol = hop(&trace, "netpol");
+    assert_eq!(netpol["status"], "denied", "{netpol:#}");
+    assert_eq!(netpol["cause"], "policy_denied");
+    assert_eq!(text(&netpol["summary"]), want);
+    assert_eq!(
+        netpol["data"]["target"]["ingress_policies"],
+        serde_json::json!(["shop/allow-api-to-db", "shop/default-deny-ingress"])
+    );
+    assert_eq!(
+        netpol["data"]["target"]["pods"][0]["ingress"],
+        serde_json::json!({"decision": "denied", "policies": ["shop/allow-api-to-db", "shop/default-deny-ingress"]})
+    );
+    assert_eq!(netpol["data"]["dns"]["udp"]["decision"], "allowed");
+    assert_eq!(netpol["data"]["source"]["pod"], "shop/web-1");
+    assert_eq!(trace["verdict"]["broken_hop"], Value::Null);
+    assert_eq!(trace["verdict"]["denied"][0]["hop"], "netpol");
+    assert_eq!(
+        trace["verdict"]["confirm"],
+        serde_json::json!([
+            "kubectl -n shop get networkpolicy",
+            "kubectl -n shop describe networkpolicy allow-api-to-db",
+            "kubectl -n shop describe networkpolicy default-deny-ingress"
+        ])
+    );
+    // The walk's own connects came from here, not from web-1: they stand.
+    assert_eq!(hop(&trace, "pod")["status"], "ok");
+    assert!(
+        out.contains(&format!("\n⊘ netpol               -  {want}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n      ingress policies selecting shop/db (db-1): shop/allow-api-to-db, shop/default-deny-ingress\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "\nverdict: healthy; the NetworkPolicies deny this source, as written (expected)\n  netpol: {want}\nconfirm with:\n  kubectl -n shop get networkpolicy\n"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn from_a_pod_a_rule_allows_the_step_names_the_policy_and_rule() {
+    let scene = netpol_scene(true);
+    let (code, out, _, trace) = both(&scene, "svc/shop/db", &["--from", "pod/shop/api-1"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let netpol = hop(&trace, "netpol");
+    assert_eq!(netpol["status"], "ok", "{netpol:#}");
+    assert_eq!(
+        text(&netpol["summary"]),
+        "shop/api-1 → shop/db 8080/TCP: allowed by shop/allow-api-to-db ingress rule 1"
+    );
+    assert_eq!(
+        netpol["data"]["target"]["pods"][0]["ingress"],
+        serde_json::json!({"decision": "allowed", "policy": "shop/allow-api-to-db", "rule": 1})
+    );
+    assert!(
+        out.contains("\nverdict: healthy, every hop answered\nconfirm with:\n  kubectl -n shop get networkpolicy\n  kubectl -n shop describe networkpolicy allow-api-to-db\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_policy_blocking_dns_egress_is_named_as_the_dns_cause() {
+    let scene = netpol_scene(true);
+    // From another pod: the walk's own lookups work, the step breaks on app-1's DNS.
+    let (code, out, _, trace) = both(&scene, "svc/shop/db", &["--from", "pod/blocked/app-1"], &[]);
+    assert_eq!(code, 1, "{out}");
+    let dns_line = "blocked/app-1 → kube-system/kube-dns 53/UDP: denied, the egress of blocked/app-1 is selected by 1 policy, none allows this destination and port (blocked/deny-dns-egress)";
+    let netpol = hop(&trace, "netpol");
+    assert_eq!(netpol["status"], "broken", "{netpol:#}");
+    assert_eq!(text(&netpol["summary"]), dns_line);
+    assert_eq!(trace["verdict"]["broken_hop"], "netpol");
+    assert_eq!(trace["verdict"]["cause"], "dns_policy_denied");
+    assert_eq!(
+        text(&trace["verdict"]["detail"]),
+        format!(
+            "the NetworkPolicies deny blocked/app-1 the cluster DNS: {dns_line}; every lookup from it times out"
+        )
+    );
+    assert_eq!(
+        netpol["data"]["egress_policies"],
+        serde_json::json!(["blocked/deny-dns-egress"])
+    );
+    assert_eq!(netpol["data"]["dns"]["tcp"]["decision"], "denied");
+    let confirm = trace["verdict"]["confirm"].as_array().unwrap();
+    for command in [
+        "kubectl -n blocked get networkpolicy",
+        "kubectl -n blocked describe networkpolicy deny-dns-egress",
+    ] {
+        assert!(
+            confirm.iter().any(|c| c == command),
+            "{command}: {confirm:?}"
+        );
+    }
+    assert!(
+        out.contains("\nverdict: broken at netpol (dns_policy_denied)\n"),
+        "{out}"
+    );
+
+    // Inside app-1, with the lookups timing out: the policy is the DNS hop's cause.
+    let dead = Blackhole::start();
+    let env = in_pod(
+        &scene,
+        "blocked",
+        scene.netpol.as_ref().unwrap().app,
+        "app=\"app\"\n",
+    );
+    let mut args = scene.args("svc/shop/db", scene.fake.kubeconfig());
+    let server = args.iter().position(|a| a == "--server").unwrap() + 1;
+    args[server] = dead.addr().to_string();
+    let (code, trace) = trace_json_in_pod(args, &env);
+    assert_eq!(code, 1, "{trace:#}");
+    let dns = hop(&trace, "dns");
+    assert_eq!(dns["status"], "broken");
+    assert_eq!(dns["cause"], "dns_policy_denied", "{dns:#}");
+    assert_eq!(trace["verdict"]["broken_hop"], "dns");
+    assert!(
+        text(&trace["verdict"]["detail"]).contains("(blocked/deny-dns-egress)"),
+        "{trace:#}"
+    );
+    assert_eq!(
+        hop(&trace, "netpol")["data"]["source"]["origin"],
+        "trace's own pod"
+    );
+}
+
+#[test]
+fn connects_the_policies_deny_to_trace_own_pod_are_expected_not_broken() {
+    let scene = netpol_scene(false);
+    let web_1 = scene.pod_ips[0];
+    let env = in_pod(&scene, "shop", web_1, "app=\"web\"\n");
+    let (code, out, _, trace) = both(&scene, "svc/shop/db", &[], &env);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        statuses(&trace),
+        pairs(&[
+            ("dns", "ok"),
+            ("service", "denied"),
+            ("endpoints", "ok"),
+            ("pod", "denied"),
+            ("netpol", "denied"),
+        ])
+    );
+    let pod = hop(&trace, "pod");
+    assert_eq!(pod["cause"], "policy_denied");
+    assert_eq!(
+        text(&pod["summary"]),
+        format!(
+            "0 of 1 ready endpoints accept connections on 8080: denied by NetworkPolicy {SEED_POLICIES} (expected)"
+        )
+    );
+    assert!(out.contains("\n⊘ pod "), "{out}");
+    assert_eq!(trace["verdict"]["ok"], true);
+    let denied: Vec<&str> = trace["verdict"]["denied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| text(&d["hop"]))
+        .collect();
+    assert_eq!(denied, ["service", "pod", "netpol"]);
+
+    // Without a pod to decide for, the step lists who selects the target and says so.
+    let (code, out, _, trace) = both(&scene, "svc/shop/db", &[], &[]);
+    assert_eq!(code, 1, "{out}");
+    let netpol = hop(&trace, "netpol");
+    assert_eq!(netpol["status"], "unknown");
+    assert_eq!(netpol["cause"], "source_unknown");
+    assert_eq!(
+        text(&netpol["summary"]),
+        format!(
+            "source unknown: trace runs outside a pod and no --from names one; 2 policies select the target pods for ingress ({SEED_POLICIES}); give --from pod/NAMESPACE/NAME to decide"
+        )
+    );
+    assert_eq!(trace["verdict"]["cause"], "pod_unreachable");
+    assert!(
+        out.contains("  kubectl -n shop get networkpolicy\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn denied_connects_that_succeed_mean_the_cni_does_not_enforce() {
+    let scene = netpol_scene(true);
+    let env = in_pod(&scene, "shop", scene.pod_ips[0], "app=\"web\"\n");
+    let (code, out, _, trace) = both(&scene, "svc/shop/db", &["--from", "pod/shop/web-1"], &env);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(hop(&trace, "pod")["status"], "ok");
+    let facts = hop(&trace, "netpol")["facts"].as_array().unwrap().clone();
+    let want = format!(
+        "yet the pods accepted this pod's connects: the CNI does not enforce {SEED_POLICIES}"
+    );
+    assert!(facts.iter().any(|f| *f == want), "{facts:?}");
+}
+
+#[test]
+fn a_bad_from_is_a_usage_error_naming_it() {
+    let scene = netpol_scene(true);
+    for (from, want) in [
+        (
+            "pod/bad",
+            "hopwatch: --from \"pod/bad\": expected pod/NAMESPACE/NAME, e.g. pod/shop/web-1\n",
+        ),
+        (
+            "pod/shop/nope",
+            "hopwatch: --from \"pod/shop/nope\": no such pod (cannot get pods shop/nope: 404 ",
+        ),
+    ] {
+        let mut args = scene.args("svc/shop/db", scene.fake.kubeconfig());
+        args.extend(["--from".to_string(), from.to_string()]);
+        let (code, out, err) = hopwatch(&args);
+        assert_eq!(code, 2, "{from}: {out}{err}");
+        assert!(err.starts_with(want), "{from}: {err}");
+        assert!(out.is_empty(), "{out}");
+    }
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -103,6 +103,40 @@ impl Cluster {
 
     pub async fn pod(&self, ns: &str, name: &str) -> Result<Pod, ApiError> {
         self.get::<Pod>(ns, name).await
+    }
+
+    /// The NetworkPolicies of one namespace.
+    pub async fn network_policies(&self, ns: &str) -> Result<Vec<NetworkPolicy>, ApiError> {
+        self.list::<NetworkPolicy>(Some(ns), ListParams::default())
+            .await
+    }
+
+    /// A namespace, for its labels (cluster-scoped, unlike everything else trace reads).
+    pub async fn namespace(&self, name: &str) -> Result<Namespace, ApiError> {
+        let what = format!("get namespaces {name}");
+        let error = |failure, code, message| ApiError {
+            failure,
+            what: what.clone(),
+            code,
+            message,
+            resource: "namespaces".to_string(),
+            namespace: None,
+            verb: "get",
+        };
+        let client = self
+            .client
+            .clone()
+            .map_err(|m| error(ApiFailure::Unreachable, None, m))?;
+        let api: Api<Namespace> = Api::all(client);
+        match tokio::time::timeout(self.timeout, api.get(name)).await {
+            Ok(Ok(obj)) => Ok(obj),
+            Ok(Err(err)) => Err(classify(err, error)),
+            Err(_) => Err(error(
+                ApiFailure::Unreachable,
+                None,
+                timeout_text(self.timeout),
+            )),
+        }
     }
 
     /// The EndpointSlices of one Service, or of every Service (`service` = `None`, all

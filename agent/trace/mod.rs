@@ -16,6 +16,8 @@
 //! - [`api`]: the read-only API calls.
 //! - [`edge`] (DNS, load balancer), [`ingress_hop`] (TLS, Ingress), [`backend`] (Service,
 //!   Pod) and [`endpoints`]: the hops.
+//! - [`netpol`]: the NetworkPolicy step, whether the source may connect to the target pods
+//!   and to the cluster DNS, with its reads.
 //! - [`walk`]: the options, and the hops in order.
 
 pub mod api;
@@ -25,6 +27,7 @@ pub mod edge;
 pub mod endpoints;
 pub mod ingress_hop;
 pub mod ingress_match;
+pub mod netpol;
 pub mod render;
 pub mod routes;
 pub mod target;
@@ -47,6 +50,8 @@ pub enum HopName {
     Service,
     Endpoints,
     Pod,
+    /// The NetworkPolicy step: not a hop of the request, the ladder's check of the policies.
+    NetworkPolicy,
 }
 
 impl HopName {
@@ -59,6 +64,7 @@ impl HopName {
             HopName::Service => "service",
             HopName::Endpoints => "endpoints",
             HopName::Pod => "pod",
+            HopName::NetworkPolicy => "netpol",
         }
     }
 }
@@ -74,6 +80,9 @@ pub enum Status {
     Unknown,
     /// Not run: an earlier hop left nothing to check (no address, no ready endpoint).
     Skipped,
+    /// Checked: the NetworkPolicies deny the source this connection, as they are written to.
+    /// Expected, not broken, as the agent's `policy_denied`.
+    Denied,
 }
 
 impl Status {
@@ -83,6 +92,7 @@ impl Status {
             Status::Broken => "broken",
             Status::Unknown => "unknown",
             Status::Skipped => "skipped",
+            Status::Denied => "denied",
         }
     }
 }
@@ -100,8 +110,11 @@ pub struct Hop {
     pub facts: Vec<String>,
     /// The same facts as JSON, for `--json`.
     pub data: serde_json::Value,
-    /// Why the hop is broken or unknown.
+    /// Why the hop is broken, unknown or denied.
     pub finding: Option<Finding>,
+    /// Read-only commands that show what the hop saw, listed under the verdict even when the
+    /// hop is not to blame: the NetworkPolicy step's decision.
+    pub confirm: Vec<String>,
 }
 
 impl Hop {
@@ -115,6 +128,7 @@ impl Hop {
             facts: Vec::new(),
             data: serde_json::Value::Object(serde_json::Map::new()),
             finding: None,
+            confirm: Vec::new(),
         }
     }
 
@@ -151,6 +165,14 @@ impl Hop {
     /// Marks the hop unchecked, with the reason (an API error).
     pub fn unknown(mut self, summary: impl Into<String>, finding: Finding) -> Hop {
         self.status = Status::Unknown;
+        self.summary = summary.into();
+        self.finding = Some(finding);
+        self
+    }
+
+    /// Marks the hop denied by the NetworkPolicies (expected), with its key fact and why.
+    pub fn denied(mut self, summary: impl Into<String>, finding: Finding) -> Hop {
+        self.status = Status::Denied;
         self.summary = summary.into();
         self.finding = Some(finding);
         self
@@ -197,7 +219,7 @@ impl Trace {
         }
     }
 
-    /// 0 when every hop worked, 1 otherwise.
+    /// 0 when every hop worked (a NetworkPolicy denial is expected, so it works), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         if self.verdict.healthy() { 0 } else { 1 }
     }

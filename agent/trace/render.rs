@@ -17,6 +17,7 @@ fn symbol(status: Status) -> char {
         Status::Broken => '✗',
         Status::Unknown => '?',
         Status::Skipped => '-',
+        Status::Denied => '⊘',
     }
 }
 
@@ -64,9 +65,20 @@ fn verdict_text(trace: &Trace) -> String {
             finding.detail
         ),
         (Some(hop), None) => format!("verdict: broken at {}\n", hop.as_str()),
+        (None, _) if v.unchecked.is_empty() && !v.denied.is_empty() => {
+            "verdict: healthy; the NetworkPolicies deny this source, as written (expected)\n".into()
+        }
         (None, _) if v.unchecked.is_empty() => "verdict: healthy, every hop answered\n".into(),
         (None, _) => "verdict: no broken hop found, but not every hop could be checked\n".into(),
     };
+    if !v.denied.is_empty() {
+        if v.broken.is_some() || !v.unchecked.is_empty() {
+            out += "denied by NetworkPolicy (expected):\n";
+        }
+        for (hop, finding) in &v.denied {
+            let _ = writeln!(out, "  {}: {}", hop.as_str(), finding.detail);
+        }
+    }
     if !v.unchecked.is_empty() {
         out += "not checked:\n";
         for (hop, why) in &v.unchecked {
@@ -83,16 +95,19 @@ fn verdict_text(trace: &Trace) -> String {
     out
 }
 
-/// The blamed hop's commands, then those of unchecked hops, without repeats.
+/// The blamed hop's commands, then those of unchecked and denied hops, then those a hop
+/// lists whatever its status (the NetworkPolicy step's), without repeats.
 fn confirm_commands(trace: &Trace) -> Vec<String> {
     let blamed = trace.verdict.finding.iter();
     let unchecked = trace
         .hops
         .iter()
-        .filter(|h| h.status == Status::Unknown)
+        .filter(|h| matches!(h.status, Status::Unknown | Status::Denied))
         .filter_map(|h| h.finding.as_ref());
+    let findings = blamed.chain(unchecked).flat_map(|f| f.confirm.iter());
+    let listed = trace.hops.iter().flat_map(|h| h.confirm.iter());
     let mut out: Vec<String> = Vec::new();
-    for command in blamed.chain(unchecked).flat_map(|f| f.confirm.iter()) {
+    for command in findings.chain(listed) {
         if !out.contains(command) {
             out.push(command.clone());
         }
@@ -111,6 +126,7 @@ fn hop_json(hop: &Hop) -> Value {
         "data": hop.data,
         "cause": hop.finding.as_ref().map(|f| f.cause.as_str()),
         "detail": hop.finding.as_ref().map(|f| f.detail.as_str()),
+        "confirm": hop.confirm,
     })
 }
 
@@ -123,6 +139,11 @@ pub fn json(trace: &Trace) -> Value {
         .iter()
         .map(|(hop, why)| json!({"hop": hop.as_str(), "why": why}))
         .collect();
+    let denied: Vec<Value> = v
+        .denied
+        .iter()
+        .map(|(hop, f)| json!({"hop": hop.as_str(), "cause": f.cause.as_str(), "detail": f.detail}))
+        .collect();
     json!({
         "target": trace.target,
         "ok": v.healthy(),
@@ -134,6 +155,7 @@ pub fn json(trace: &Trace) -> Value {
             "detail": v.finding.as_ref().map(|f| f.detail.as_str()),
             "confirm": confirm_commands(trace),
             "unchecked": unchecked,
+            "denied": denied,
         },
     })
 }
@@ -219,5 +241,44 @@ confirm with:
         assert!(text(&trace).ends_with("\nverdict: healthy, every hop answered\n"));
         assert_eq!(trace.exit_code(), 0);
         assert_eq!(json(&trace)["verdict"]["confirm"], json!([]));
+    }
+
+    #[test]
+    fn a_denial_by_policy_is_expected_and_its_commands_are_listed() {
+        let finding = Finding::new(
+            Cause::PolicyDenied,
+            "shop/web-1 → shop/db 8080/TCP: denied",
+            vec![kubectl::networkpolicies("shop")],
+        );
+        let mut netpol =
+            Hop::new(HopName::NetworkPolicy).denied("shop/web-1 → shop/db: denied", finding);
+        netpol.confirm = vec![
+            kubectl::networkpolicies("shop"),
+            kubectl::describe_networkpolicy("shop", "allow-api-to-db"),
+        ];
+        let hops = vec![Hop::new(HopName::Pod).ok("1 of 1").timed(ms(2)), netpol];
+        let trace = Trace::new("svc/shop/db".into(), hops);
+        assert_eq!(trace.exit_code(), 0);
+        let want = "\
+trace svc/shop/db
+✓ pod             0.2 ms  1 of 1
+⊘ netpol               -  shop/web-1 → shop/db: denied
+
+verdict: healthy; the NetworkPolicies deny this source, as written (expected)
+  netpol: shop/web-1 → shop/db 8080/TCP: denied
+confirm with:
+  kubectl -n shop get networkpolicy
+  kubectl -n shop describe networkpolicy allow-api-to-db
+";
+        assert_eq!(text(&trace), want);
+        let value = json(&trace);
+        assert_eq!(value["ok"], true);
+        assert_eq!(value["hops"][1]["status"], "denied");
+        assert_eq!(value["hops"][1]["cause"], "policy_denied");
+        assert_eq!(value["verdict"]["denied"][0]["hop"], "netpol");
+        assert_eq!(
+            value["verdict"]["confirm"][1],
+            "kubectl -n shop describe networkpolicy allow-api-to-db"
+        );
     }
 }

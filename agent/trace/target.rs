@@ -39,6 +39,39 @@ pub enum TargetError {
     Port { text: String, value: String },
 }
 
+/// Why `--from` is not a pod. The message names the flag and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FromError {
+    #[error("--from {0:?}: expected pod/NAMESPACE/NAME, e.g. pod/shop/web-1")]
+    Syntax(String),
+    #[error("--from {text:?}: {what} {value:?} is not a valid Kubernetes name")]
+    Name {
+        text: String,
+        what: &'static str,
+        value: String,
+    },
+}
+
+/// Parses `--from pod/NAMESPACE/NAME`: the pod whose connections the NetworkPolicy step
+/// decides.
+pub fn parse_from(text: &str) -> Result<ObjKey, FromError> {
+    let syntax = || FromError::Syntax(text.to_string());
+    let rest = text.strip_prefix("pod/").ok_or_else(syntax)?;
+    let (namespace, name) = rest.split_once('/').ok_or_else(syntax)?;
+    let bad = |what, value: &str| FromError::Name {
+        text: text.to_string(),
+        what,
+        value: value.to_string(),
+    };
+    check_name(text, "namespace", namespace).map_err(|_| bad("namespace", namespace))?;
+    // A pod name is a DNS-1123 subdomain: labels joined by dots, at most 253 characters.
+    let subdomain = name.len() <= 253 && name.split('.').all(|l| check_name(text, "", l).is_ok());
+    if !subdomain {
+        return Err(bad("pod name", name));
+    }
+    Ok(ObjKey::new(namespace, name))
+}
+
 impl Target {
     /// Parses `https://shop.example.com/api`, `svc/shop/web`, `svc/shop/web:80` or
     /// `svc/shop/web:http`.
@@ -181,6 +214,39 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(Target::parse(text).unwrap_err().to_string(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn from_names_a_pod_or_says_what_is_wrong() {
+        assert_eq!(
+            parse_from("pod/shop/web-1.x"),
+            Ok(ObjKey::new("shop", "web-1.x"))
+        );
+        let cases = [
+            (
+                "pod/bad",
+                "--from \"pod/bad\": expected pod/NAMESPACE/NAME, e.g. pod/shop/web-1",
+            ),
+            (
+                "svc/shop/web",
+                "--from \"svc/shop/web\": expected pod/NAMESPACE/NAME, e.g. pod/shop/web-1",
+            ),
+            (
+                "pod/Shop/web-1",
+                "--from \"pod/Shop/web-1\": namespace \"Shop\" is not a valid Kubernetes name",
+            ),
+            (
+                "pod/shop/web_1",
+                "--from \"pod/shop/web_1\": pod name \"web_1\" is not a valid Kubernetes name",
+            ),
+            (
+                "pod/shop/",
+                "--from \"pod/shop/\": pod name \"\" is not a valid Kubernetes name",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_from(text).unwrap_err().to_string(), want, "{text}");
         }
     }
 }

@@ -58,6 +58,14 @@ pub enum Cause {
     PortMismatch,
     /// A ready endpoint did not accept a connection.
     PodUnreachable,
+    /// The NetworkPolicies deny the source this connection (a [`super::Status::Denied`] hop:
+    /// expected, not broken).
+    PolicyDenied,
+    /// The NetworkPolicies deny the source port 53 of the cluster DNS pods (its egress, or
+    /// their ingress).
+    DnsPolicyDenied,
+    /// No source to decide the NetworkPolicies for: no `--from`, and trace runs outside a pod.
+    SourceUnknown,
     /// The Kubernetes API refused a read (401, 403).
     ApiForbidden,
     /// The Kubernetes API could not be reached, or answered with an error.
@@ -98,6 +106,9 @@ impl Cause {
             Cause::NoEndpoints => "no_endpoints",
             Cause::PortMismatch => "port_mismatch",
             Cause::PodUnreachable => "pod_unreachable",
+            Cause::PolicyDenied => "policy_denied",
+            Cause::DnsPolicyDenied => "dns_policy_denied",
+            Cause::SourceUnknown => "source_unknown",
             Cause::ApiForbidden => "api_forbidden",
             Cause::ApiUnavailable => "api_unavailable",
         }
@@ -133,6 +144,9 @@ pub struct Verdict {
     /// Hops that could not be checked (API errors), with why; when nothing is broken or
     /// unknown, the hops that were skipped.
     pub unchecked: Vec<(HopName, String)>,
+    /// Hops the NetworkPolicies deny to the source, as they are written to: expected, so they
+    /// neither break the path nor spoil its health (the agent's `policy_denied`).
+    pub denied: Vec<(HopName, Finding)>,
 }
 
 impl Verdict {
@@ -181,10 +195,16 @@ pub fn verdict(hops: &[Hop]) -> Verdict {
     if blamed.is_none() && unchecked.is_empty() {
         unchecked = listed(Status::Skipped);
     }
+    let denied = hops
+        .iter()
+        .filter(|h| h.status == Status::Denied)
+        .filter_map(|h| Some((h.name, h.finding.clone()?)))
+        .collect();
     Verdict {
         broken: blamed.map(|h| h.name),
         finding: blamed.and_then(|h| h.finding.clone()),
         unchecked,
+        denied,
     }
 }
 
@@ -268,6 +288,16 @@ pub mod kubectl {
 
     pub fn logs(ns: &str, pod: &str) -> String {
         format!("kubectl -n {ns} logs {pod}")
+    }
+
+    /// The NetworkPolicies of a namespace.
+    pub fn networkpolicies(ns: &str) -> String {
+        format!("kubectl -n {ns} get networkpolicy")
+    }
+
+    /// One policy's selector and rules, as kubectl words them.
+    pub fn describe_networkpolicy(ns: &str, name: &str) -> String {
+        format!("kubectl -n {ns} describe networkpolicy {name}")
     }
 
     /// Whether the caller may read a resource: `kubectl auth can-i list pods -n shop`.

@@ -5,15 +5,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::api::Cluster;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::api::{ApiError, ApiFailure, Cluster};
 use super::ingress_hop;
 use super::ingress_match::Semantics;
+use super::netpol::read::{self as netpol_read, Request, SourceArg};
 use super::routes::{IngressView, Routes};
-use super::target::{Target, TargetError};
-use super::{Hop, HopName, Status, Trace, backend, edge, render};
+use super::target::{FromError, Target, TargetError, parse_from};
+use super::{Cause, Hop, HopName, Status, Trace, backend, edge, netpol, render};
 use crate::discovery::ingress::BackendPort;
 use crate::discovery::model::ObjKey;
 use crate::discovery::watch::{self, ClientError};
+use crate::policy::SelfPod;
 use crate::probe::dns::{Flavor, LookupOptions, QueryTypes, ResolvConf};
 use crate::probe::http::{CaBundle, CaError, HttpUrl, Scheme, UrlError, parse_connect_to};
 
@@ -44,6 +48,11 @@ pub struct Options {
     /// The limit of each DNS lookup, connect, request and API read.
     pub timeout: Duration,
     pub json: bool,
+    /// `pod/NAMESPACE/NAME`: the source the NetworkPolicy step decides for, and always takes.
+    pub from: Option<String>,
+    /// Trace's own pod, when it runs in one (`crate::policy::self_pod`): the source without
+    /// `--from`, and the one the walk's connects come from.
+    pub me: Option<SelfPod>,
 }
 
 /// Why the trace cannot start. Exit status [`EXIT_USAGE`].
@@ -64,6 +73,10 @@ pub enum TraceError {
     ConnectToService(String),
     #[error(transparent)]
     Kubeconfig(#[from] ClientError),
+    #[error(transparent)]
+    From(#[from] FromError),
+    #[error("--from {text:?}: no such pod ({message})")]
+    FromNotFound { text: String, message: String },
 }
 
 impl TraceError {
@@ -95,6 +108,7 @@ struct Env {
 /// Follows the target's path and returns every hop with the verdict.
 pub async fn run(opts: &Options) -> Result<Trace, TraceError> {
     let target = Target::parse(&opts.target)?;
+    let from = opts.from.as_deref().map(parse_from).transpose()?;
     let text =
         std::fs::read_to_string(&opts.resolv_conf).map_err(|source| TraceError::ResolvConf {
             path: opts.resolv_conf.display().to_string(),
@@ -115,7 +129,11 @@ pub async fn run(opts: &Options) -> Result<Trace, TraceError> {
         cluster: Cluster::new(client(opts).await?, opts.timeout),
         timeout: opts.timeout,
     };
-    let hops = match target {
+    let from_pod = match &from {
+        Some(key) => Some(read_from(&env.cluster, key, opts).await?),
+        None => None,
+    };
+    let (mut hops, backend) = match target {
         Target::Url(url) => {
             let connect_to = match &opts.connect_to {
                 Some(text) => Some(parse_connect_to(text, url.port)?),
@@ -127,10 +145,82 @@ pub async fn run(opts: &Options) -> Result<Trace, TraceError> {
             if opts.connect_to.is_some() {
                 return Err(TraceError::ConnectToService(opts.target.clone()));
             }
-            service_walk(&key, port, &opts.cluster_domain, &env).await
+            let hops = service_walk(&key, port.clone(), &opts.cluster_domain, &env).await;
+            (hops, Some((key, port)))
         }
     };
+    let source = match (&from, from_pod, &opts.me) {
+        (Some(key), Some(pod), _) => SourceArg::From(key, Box::new(pod)),
+        (None, _, Some(me)) => SourceArg::Me(me),
+        _ => SourceArg::Unknown,
+    };
+    policy_step(&mut hops, source, backend, opts, &env).await;
     Ok(Trace::new(opts.target.clone(), hops))
+}
+
+/// The `--from` pod; one that does not exist is a usage error, any other failure is the
+/// NetworkPolicy step's to report.
+async fn read_from(
+    cluster: &Cluster,
+    key: &ObjKey,
+    opts: &Options,
+) -> Result<Result<Pod, ApiError>, TraceError> {
+    match cluster.pod(&key.namespace, &key.name).await {
+        Err(err) if err.failure == ApiFailure::NotFound => Err(TraceError::FromNotFound {
+            text: opts.from.clone().unwrap_or_default(),
+            message: err.text(),
+        }),
+        read => Ok(read),
+    }
+}
+
+/// The NetworkPolicy step: taken with `--from`, or when a hop a policy could break did: a DNS
+/// lookup without answer, a Pod connect the pod's ports do not explain, a ClusterIP connect
+/// while the Service has ready endpoints (an empty
+/// Service's ClusterIP refuses whatever the policies say). It decides the target Service's
+/// pods when a connect broke or `--from` asks, the cluster DNS when DNS broke or `--from`
+/// asks. Without a source it can only list who selects the target: a broken DNS alone then
+/// leaves nothing to say.
+async fn policy_step(
+    hops: &mut Vec<Hop>,
+    source: SourceArg<'_>,
+    backend: Backend,
+    opts: &Options,
+    env: &Env,
+) {
+    let broken = |name: HopName, causes: &[Cause]| {
+        hops.iter().any(|h| {
+            h.name == name
+                && h.status == Status::Broken
+                && h.cause()
+                    .is_some_and(|c| causes.is_empty() || causes.contains(&c))
+        })
+    };
+    let asked = opts.from.is_some();
+    let dns = asked || broken(HopName::Dns, &[Cause::DnsTimeout, Cause::DnsFailed]);
+    let connect = asked
+        || broken(HopName::Pod, &[Cause::PodUnreachable])
+        || (broken(HopName::Service, &[Cause::ServiceUnreachable])
+            && !broken(HopName::Endpoints, &[]));
+    let unknown = matches!(source, SourceArg::Unknown);
+    if !connect && (!dns || unknown) {
+        return;
+    }
+    let dns = dns && !unknown;
+    let request = Request {
+        source,
+        me: opts.me.as_ref(),
+        target: backend
+            .as_ref()
+            .filter(|_| connect)
+            .map(|(key, port)| (key, port.as_ref())),
+        dns,
+    };
+    let inputs = netpol_read::read(&env.cluster, request).await;
+    let (hop, step) = netpol::hop(&inputs);
+    hops.push(hop);
+    let here = matches!(&inputs.source, Ok(Some(s)) if s.connects_here);
+    netpol::explain(hops, &step, here);
 }
 
 /// A client from `--kubeconfig` (which must be usable), else inferred; an inferred config
@@ -147,12 +237,16 @@ async fn client(opts: &Options) -> Result<Result<kube::Client, String>, TraceErr
     }
 }
 
+/// The service and port behind the Ingress rule the walk followed.
+type Backend = Option<(ObjKey, Option<BackendPort>)>;
+
+/// The URL's hops, and the Service behind the rule followed, if any.
 async fn url_walk(
     url: &HttpUrl,
     connect_to: Option<SocketAddr>,
     opts: &Options,
     env: &Env,
-) -> Vec<Hop> {
+) -> (Vec<Hop>, Backend) {
     let listed = env.cluster.ingresses().await;
     let routes = Routes::new(listed, &url.host, &url.path, opts.semantics);
     let claimed = routes.claiming(&url.host).cloned();
@@ -200,7 +294,8 @@ async fn url_walk(
         why,
     ));
     hops.extend(behind_ingress(&routes, env).await);
-    hops
+    let backend = routes.backend().map(|(key, port)| (key, Some(port)));
+    (hops, backend)
 }
 
 /// The load balancer's addresses from the Ingress status: its IPs, and what its hostnames

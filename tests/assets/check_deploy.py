@@ -57,8 +57,9 @@ RBAC = {("", "services"), ("", "nodes"), ("", "namespaces"), ("discovery.k8s.io"
 READ_VERBS = {"get", "list", "watch"}
 # `hopwatch trace` (its own ClusterRole, bound by whoever runs trace): what it reads, get and list.
 TRACE_ROLE = "hopwatch-trace"
-TRACE_RBAC = {("", "services"), ("", "pods"), ("", "nodes"), ("discovery.k8s.io", "endpointslices"),
-              ("networking.k8s.io", "ingresses")}
+TRACE_RBAC = {("", "services"), ("", "pods"), ("", "nodes"), ("", "namespaces"),
+              ("discovery.k8s.io", "endpointslices"), ("networking.k8s.io", "ingresses"),
+              ("networking.k8s.io", "networkpolicies")}
 TRACE_VERBS = {"get", "list"}
 # `kubectl apply` (client side) keeps the whole object in an annotation of at most 256 KiB.
 MAX_OBJECT_BYTES = 262144

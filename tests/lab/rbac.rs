@@ -125,9 +125,14 @@ fn agents_hold_exactly_the_permissions_they_use() {
         );
         assert!(!resource.starts_with("secrets"), "{listing}");
     }
-    // trace's role: Pods too, read only, no Secrets.
+    // trace's role: Pods too, and what its NetworkPolicy step reads; read only, no Secrets.
     for verb in ["get", "list"] {
-        assert!(can_i(TRACE, verb, "pods"), "trace cannot {verb} pods");
+        for resource in ["pods", "namespaces", "networkpolicies.networking.k8s.io"] {
+            assert!(
+                can_i(TRACE, verb, resource),
+                "trace cannot {verb} {resource}"
+            );
+        }
     }
     assert!(!can_i(TRACE, "get", "secrets"));
     assert!(!can_i(TRACE, "create", "pods"));

@@ -8,6 +8,10 @@
 //!   127.0.0.1) and the cluster names (`web.shop.svc.cluster.local` → the ClusterIP);
 //! - nginx with TLS (`nginx_support`) as the Ingress controller behind the load balancer.
 //!
+//! With `Spec::netpol`, also the debugging method's NetworkPolicies ([`netpol`]): `shop/db`
+//! behind deny-all, the cluster DNS in `kube-system`, and a namespace whose DNS egress is
+//! blocked.
+//!
 //! [`Spec`] says what to break. [`Forbid`] sits between the trace and the API server and
 //! answers 403 for one resource, as RBAC would: the fake API server has no RBAC.
 //! Everything is stopped and removed on drop, also when a test fails.
@@ -28,6 +32,8 @@ use crate::nginx_support::{self, Lab};
 use crate::support::knot::{Knot, Zone};
 use crate::support::process::output_within;
 use crate::support::{TempDir, loopback_ip};
+
+pub mod netpol;
 
 /// The search list of a pod in namespace `shop`, with one-second single tries so a dead
 /// server costs seconds, not minutes.
@@ -55,6 +61,10 @@ pub struct Spec {
     pub cluster_ip_accepts: bool,
     /// The public name answers a pod's IP instead of the load balancer's.
     pub dns_points_at_pod: bool,
+    /// The NetworkPolicy scenario's objects too ([`netpol`]).
+    pub netpol: bool,
+    /// With `netpol`: something accepts on `shop/db`'s ClusterIP and pod (else both refuse).
+    pub db_accepts: bool,
 }
 
 impl Default for Spec {
@@ -69,6 +79,8 @@ impl Default for Spec {
             slice: true,
             cluster_ip_accepts: true,
             dns_points_at_pod: false,
+            netpol: false,
+            db_accepts: true,
         }
     }
 }
@@ -88,6 +100,8 @@ pub struct Scene {
     pub pod_port: u16,
     /// The Service's targetPort.
     pub target_port: u16,
+    /// With `Spec::netpol`: the pods' addresses.
+    pub netpol: Option<netpol::Addresses>,
     _listeners: Vec<TcpListener>,
     _bound: Vec<tokio::net::TcpSocket>,
 }
@@ -125,8 +139,14 @@ impl Scene {
         } else {
             [127, 0, 0, 1].into()
         };
-        let knot = Knot::with_zones(&zones(answer, cluster_ip.ip()));
-        let objects = objects(spec, cluster_ip, pod_ips, pod_port, target_port);
+        let scenario = spec
+            .netpol
+            .then(|| netpol::Addresses::bind(spec.db_accepts, &mut listeners, &mut bound));
+        let knot = Knot::with_zones(&zones(answer, cluster_ip.ip(), scenario.as_ref()));
+        let mut objects = objects(spec, cluster_ip, pod_ips, pod_port, target_port);
+        if let (Some(a), Some(items)) = (&scenario, objects["items"].as_array_mut()) {
+            items.extend(netpol::objects(a));
+        }
         let fake = FakeApi::builder().fixtures(objects).arg("--quiet").start();
         let resolv_conf = dir.file("resolv.conf", RESOLV_CONF);
         Scene {
@@ -139,6 +159,7 @@ impl Scene {
             pod_ips,
             pod_port,
             target_port,
+            netpol: scenario,
             _listeners: listeners,
             _bound: bound,
         }
@@ -172,8 +193,23 @@ impl Scene {
 
 /// Runs `hopwatch ARGS`: exit status, stdout, stderr. Fails the test after 60 s.
 pub fn hopwatch(args: &[String]) -> (i32, String, String) {
+    hopwatch_in_pod(args, &[])
+}
+
+/// Runs `hopwatch ARGS` with the downward API's variables `env` (`POD_NAMESPACE`, `POD_IP`,
+/// `HOPWATCH_POD_LABELS_FILE`), as inside a pod; none of them without.
+pub fn hopwatch_in_pod(args: &[String], env: &[(&str, String)]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hopwatch"));
     command.args(args).env("RUST_LOG", "warn");
+    for name in [
+        "POD_NAMESPACE",
+        "POD_IP",
+        "POD_NAME",
+        "HOPWATCH_POD_LABELS_FILE",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     let out = output_within(command, Duration::from_secs(60));
     (
         out.status.code().unwrap_or(-1),
@@ -183,9 +219,14 @@ pub fn hopwatch(args: &[String]) -> (i32, String, String) {
 }
 
 /// Runs the trace with `--json`: exit status and the parsed object.
-pub fn trace_json(mut args: Vec<String>) -> (i32, Value) {
+pub fn trace_json(args: Vec<String>) -> (i32, Value) {
+    trace_json_in_pod(args, &[])
+}
+
+/// [`trace_json`] with the downward API's variables, as [`hopwatch_in_pod`].
+pub fn trace_json_in_pod(mut args: Vec<String>, env: &[(&str, String)]) -> (i32, Value) {
     args.push("--json".to_string());
-    let (code, stdout, stderr) = hopwatch(&args);
+    let (code, stdout, stderr) = hopwatch_in_pod(&args, env);
     let json = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
     (code, json)
@@ -238,13 +279,16 @@ fn bind_on_both(ips: [Ipv4Addr; 2]) -> (Vec<tokio::net::TcpSocket>, u16) {
     panic!("no port free on both {} and {}", ips[0], ips[1]);
 }
 
-fn bind_closed(ip: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpSocket> {
+pub fn bind_closed(ip: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpSocket> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((ip, port)))?;
     Ok(socket)
 }
 
-fn zones(answer: IpAddr, cluster_ip: IpAddr) -> Vec<Zone> {
+fn zones(answer: IpAddr, cluster_ip: IpAddr, scenario: Option<&netpol::Addresses>) -> Vec<Zone> {
+    let db = scenario.map_or(String::new(), |a| {
+        format!("db.shop.svc A {}\n", a.db_cluster_ip)
+    });
     let public = format!(
         "$ORIGIN example.test.\n$TTL 30\n\
          @ SOA ns.example.test. hostmaster.example.test. 1 7200 1800 86400 5\n\
@@ -255,7 +299,7 @@ fn zones(answer: IpAddr, cluster_ip: IpAddr) -> Vec<Zone> {
         "$ORIGIN cluster.local.\n$TTL 30\n\
          @ SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5\n\
          @ NS ns.dns.cluster.local.\nns.dns A 10.96.0.10\n\
-         web.shop.svc A {cluster_ip}\n"
+         web.shop.svc A {cluster_ip}\n{db}"
     );
     vec![
         Zone::new("example.test", &public),
