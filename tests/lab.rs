@@ -1,6 +1,6 @@
 //! End-to-end scenarios in the lab (`tests/lab/lab`, docs/LAB.md): a mini cluster on this
 //! machine (network namespaces as nodes and pods; the real etcd, kube-apiserver,
-//! kube-controller-manager, kube-proxy and CoreDNS; nginx as the ingress controller) with one
+//! kube-controller-manager, kube-proxy, CoreDNS and kube-router's firewall; nginx as the ingress controller) with one
 //! hopwatch agent per node. Each test builds its own lab, injects one fault, and checks that the agents' own
 //! `/metrics` name the right hop, from the right nodes, with the right reason; then heals it
 //! and checks the recovery. The lab is taken down by a Drop guard, also when a test fails.
@@ -29,6 +29,8 @@ mod dns;
 mod edge;
 #[path = "lab/lifecycle.rs"]
 mod lifecycle;
+#[path = "lab/netpol.rs"]
+mod netpol;
 #[path = "lab/rbac.rs"]
 mod rbac;
 #[path = "lab/service.rs"]

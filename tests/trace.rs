@@ -677,6 +677,20 @@ fn a_policy_blocking_dns_egress_is_named_as_the_dns_cause() {
 }
 
 #[test]
+fn from_an_allowed_pod_trace_own_denied_connects_are_still_expected() {
+    // Trace runs in web-1, which the policies deny db; it is asked about api-1, which they
+    // allow. The step decides for api-1; the walk's own connects, denied, are expected.
+    let scene = netpol_scene(false);
+    let env = in_pod(&scene, "shop", scene.pod_ips[0], "app=\"web\"\n");
+    let (code, out, _, trace) = both(&scene, "svc/shop/db", &["--from", "pod/shop/api-1"], &env);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(hop(&trace, "netpol")["status"], "ok", "{trace:#}");
+    assert_eq!(hop(&trace, "pod")["status"], "denied", "{trace:#}");
+    assert_eq!(hop(&trace, "pod")["cause"], "policy_denied");
+    assert_eq!(trace["verdict"]["broken_hop"], Value::Null, "{trace:#}");
+}
+
+#[test]
 fn connects_the_policies_deny_to_trace_own_pod_are_expected_not_broken() {
     let scene = netpol_scene(false);
     let web_1 = scene.pod_ips[0];

@@ -221,6 +221,19 @@ async fn policy_step(
     hops.push(hop);
     let here = matches!(&inputs.source, Ok(Some(s)) if s.connects_here);
     netpol::explain(hops, &step, here);
+    // `--from` another pod: the walk's own connects still came from trace's pod, which the
+    // policies may deny as well. Decide them for it, without a second step in the output.
+    if let (false, Some(me), true) = (here, opts.me.as_ref(), connect) {
+        let request = Request {
+            source: SourceArg::Me(me),
+            me: Some(me),
+            target: backend.as_ref().map(|(key, port)| (key, port.as_ref())),
+            dns: false,
+        };
+        let inputs = netpol_read::read(&env.cluster, request).await;
+        let (_, own) = netpol::hop(&inputs);
+        netpol::explain(hops, &own, true);
+    }
 }
 
 /// A client from `--kubeconfig` (which must be usable), else inferred; an inferred config

@@ -8,12 +8,14 @@
 //! days. The alerts' timings as written are checked by [`crate::alerts`] and promtool; this
 //! test checks that each expression, fed by the agents' real metrics, catches its fault.
 //!
-//! Three phases, each a set of faults that do not hide one another, then healed or kept:
+//! First a quiet phase: the healthy lab, with NetworkPolicies kube-router enforces (the seed's
+//! deny-all in `shop` and a policy denying the agents alone), raises no alert at all. Then
+//! three phases, each a set of faults that do not hide one another, then healed or kept:
 //! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
 //!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
 //! 2. around it: a stale public DNS record, DNS packet loss, a throttled agent, a bad config
-//!    edit, a ClusterRole without ingresses, NetworkPolicies the lab's network does not
-//!    enforce;
+//!    edit, a ClusterRole without ingresses, NetworkPolicies nothing enforces (kube-router
+//!    stopped);
 //! 3. the agents themselves: one killed, one pod gone, then every pod gone.
 
 use std::collections::BTreeSet;
@@ -165,14 +167,26 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     let started = Instant::now();
     let lab = Lab::up_with(&["--time-scale", SCALE]);
     eventually("healthy", WAIT, || all_healthy(&lab));
+    // Denials the policies make on purpose are not outages: they page nothing.
+    lab.fault(&["netpol"]);
+    lab.fault(&["netpol-agents"]);
     // 30 s here is 15 minutes of the rules' time: long enough for any `for:` but the hour ones.
     std::thread::sleep(Duration::from_secs(30));
     let quiet = lab.prom_alerts().unwrap_or_else(|e| panic!("{e}"));
     assert!(
         quiet.is_empty(),
-        "alerts in the healthy lab: {quiet:#?}\n{}",
+        "alerts in the healthy lab with enforced NetworkPolicies: {quiet:#?}\n{}",
         lab.failure_evidence()
     );
+    let denied = lab
+        .prom_query(r#"sum(hopwatch_probes_total{result="policy_denied"})"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !denied.is_empty(),
+        "no policy_denied probe reached Prometheus: the quiet phase proved nothing"
+    );
+    lab.heal(&["netpol-agents"]);
+    lab.heal(&["netpol"]);
     let mut fired = BTreeSet::new();
 
     lab.fault(&["no-endpoints", "--service", "shop/cart"]);
@@ -197,6 +211,7 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     lab.fault(&["throttle", "--node", "node-1"]);
     lab.fault(&["config", "--node", "node-1"]);
     lab.fault(&["rbac", "--resource", "ingresses", "--node", "node-2"]);
+    lab.fault(&["cni-off"]);
     lab.fault(&["netpol"]);
     let alerts = eventually(
         "the alerts around the data path",

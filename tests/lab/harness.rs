@@ -37,8 +37,9 @@ pub fn prefix() -> String {
 }
 
 /// Programs the lab runs, with the Debian package of each.
-const TOOLS: [(&str, &str); 9] = [
+const TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
+    ("ipset", "ipset"),
     ("iptables", "iptables"),
     ("iptables-restore", "iptables"),
     ("iptables-save", "iptables"),

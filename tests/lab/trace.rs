@@ -19,6 +19,12 @@ fn pod_netns() -> String {
 
 /// `hopwatch trace URL --json` (plus `extra`) inside [`pod_netns`]: exit code and verdict.
 fn trace(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    trace_env(url, extra, &[])
+}
+
+/// [`trace`] with environment variables, such as the downward API's `POD_NAMESPACE`,
+/// `POD_IP` and `HOPWATCH_POD_LABELS_FILE` that tell trace which pod it runs in.
+pub(crate) fn trace_env(url: &str, extra: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Value) {
     let pod_netns = pod_netns();
     let resolv = format!("/etc/netns/{pod_netns}/resolv.conf");
     let kubeconfig = format!("{}/agents/trace.kubeconfig", run_dir());
@@ -29,6 +35,7 @@ fn trace(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
         .args(["--kubeconfig", &kubeconfig, "--resolv-conf", &resolv])
         .args(["--ca-file", &ca, "--cluster-domain", DOMAIN])
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .expect("run ip netns exec hopwatch trace");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -17,7 +17,7 @@ them all). Each prints one JSON line describing what it did.
                                      (`lab apply --node N`, or heal)
     dns-down                         CoreDNS is frozen (SIGSTOP): queries get no answer
     dns-block    --node N            UDP and TCP port 53 dropped for pods of node N, as a bad
-                                     NetworkPolicy would (filter FORWARD in the node)
+                                     NetworkPolicy would (mangle FORWARD in the node)
     cert         --host H --kind expired|expiring|wrong-host|valid
                                      the ingress controller presents that certificate for H
                                      (expiring: valid for 10 more days)
@@ -51,6 +51,7 @@ from . import ingress, kubeproxy, netns
 from . import objects as O
 from . import plan as P
 from .netns import LabError
+from .netpolfaults import NetpolFaults
 from .opsfaults import OpsFaults
 from .pki import not_after
 from .state import stop_procs
@@ -60,7 +61,7 @@ NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
 
 NAMES = ["no-endpoints", "controller-down", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
-         "rbac", "netpol", "config", "selector", "target-port"]
+         "rbac", "netpol", "netpol-dns", "netpol-agents", "cni-off", "config", "selector", "target-port"]
 NETPOL_CHAIN = "HWL-NETPOL"
 
 
@@ -86,7 +87,7 @@ def key(name, args):
     return f"{name} {target}".strip()
 
 
-class Faults(OpsFaults):
+class Faults(OpsFaults, NetpolFaults):
     def __init__(self, lab):
         self.lab, self.st = lab, lab.st
 

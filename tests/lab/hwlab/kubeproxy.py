@@ -10,6 +10,7 @@ so a rule is deleted exactly as kube-proxy wrote it.
 import shlex
 
 from . import netns
+from .kuberouter import CHAIN_PREFIXES
 
 TABLES = ("filter", "nat")
 
@@ -32,13 +33,18 @@ def _restore(ns, table, lines):
         netns.exec_in(ns, ["iptables-restore", "-w", "--noflush"], "\n".join([f"*{table}", *lines, "COMMIT"]) + "\n")
 
 
+def ours(chain):
+    """Whether a KUBE- chain is kube-proxy's: kube-router (kuberouter.py) writes KUBE- chains too."""
+    return chain.startswith("KUBE-") and not chain.startswith(CHAIN_PREFIXES)
+
+
 def remove_all(ns):
-    """No jump to a KUBE- chain from a built-in chain, and no KUBE- chain at all."""
+    """No jump to a kube-proxy chain from any other chain, and no kube-proxy chain at all."""
     for table in TABLES:
         lines = saved(ns, table)
-        jumps = [line for line in lines if line.startswith("-A ") and not line.split()[1].startswith("KUBE-")
-                 and " -j KUBE-" in line]
-        chains = [line[1:].split()[0] for line in lines if line.startswith(":KUBE-")]
+        jumps = [line for line in lines if line.startswith("-A ") and not ours(line.split()[1])
+                 and " -j KUBE-" in line and ours(line.split(" -j ", 1)[1].split()[0])]
+        chains = [line[1:].split()[0] for line in lines if line.startswith(":") and ours(line[1:].split()[0])]
         _restore(ns, table, ["-D" + j[2:] for j in jumps] + [f":{c} - [0:0]" for c in chains]
                  + [f"-X {c}" for c in chains])
 

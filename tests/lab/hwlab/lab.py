@@ -22,6 +22,7 @@ from . import dns, ingress, netns, objects, prom
 from . import plan as P
 from .controlplane import ControlPlane, kubeconfig, wait_for
 from .kubeapi import API_PORT, Api
+from .kuberouter import Enforcer
 from .netns import LabError
 from .pki import Pki
 from .state import PREFIX, alive, reap, stop_procs
@@ -39,7 +40,8 @@ TRACE_SA = "hopwatch-trace"
 # Programs `up` runs, and the Debian package of each.
 REQUIRED = [("ip", "iproute2"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
             ("iptables-save", "iptables"), ("nginx", "nginx-light"),
-            ("prometheus", "prometheus"), ("promtool", "prometheus"), ("openssl", "openssl")]
+            ("prometheus", "prometheus"), ("promtool", "prometheus"), ("openssl", "openssl"),
+            ("ipset", "ipset")]
 
 
 def on_path(program):
@@ -64,6 +66,7 @@ class Lab:
         self.pki = Pki(st.file("pki"))
         self.children = {}  # processes this invocation started: their exit codes can be read
         self.cp = ControlPlane(self) if self.plan else None
+        self.enforcer = Enforcer(self) if self.plan else None
 
     # ---------------------------------------------------------------- helpers
 
@@ -184,16 +187,17 @@ class Lab:
 
     def apply(self, node=None, honour_faults=True):
         """Re-syncs what the lab generates (the public DNS zones, nginx) from the API server, and
-        starts the kube-proxy of `node` (or of every node) where it is not running, unless a
-        kube-proxy fault keeps it stopped."""
+        starts the kube-proxy and kube-router of `node` (or of every node) where they are not
+        running, unless a kube-proxy or cni-off fault keeps them stopped."""
         snap = self.api().snapshot()
         faults = self.st.data["faults"]
         for n in ([node] if node else self.plan.node_range()):
-            if honour_faults and f"kube-proxy {P.node_name(n)}" in faults:
-                continue
-            if not self.cp.kube_proxy_running(n):
+            if not (honour_faults and f"kube-proxy {P.node_name(n)}" in faults) and not self.cp.kube_proxy_running(n):
                 self.cp.start_kube_proxy(n)
                 self.cp.wait_kube_proxy(n)
+            if not (honour_faults and "cni-off" in faults) and not self.enforcer.running(n):
+                self.enforcer.start(n)
+                self.enforcer.wait(n)
         dns.write_zones(self.st, self.plan, snap)
         if ingress.write(self.st, self.pki, snap, self.st.data.setdefault("certs", {})) and self.running("nginx"):
             self.signal("nginx", signal.SIGHUP)
@@ -401,7 +405,7 @@ class Lab:
             raise LabError(f"hopwatch rejects the lab's config: {(check.stderr + check.stdout).strip()}")
         # The DaemonSet's downward API volume: the pod's labels, as kubelet would write them.
         labels = self.st.file("agents", agent.node_name, "labels")
-        self.write_file(labels, 'app.kubernetes.io/name="hopwatch"\napp.kubernetes.io/part-of="hopwatch"\n')
+        self.write_file(labels, "".join(f'{k}="{v}"\n' for k, v in objects.POD_LABELS["agent"](agent).items()))
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOPWATCH_POD_LABELS_FILE": labels,
                "NODE_NAME": agent.node_name, "POD_IP": agent.ip, "POD_NAME": agent.name,
                "POD_NAMESPACE": agent.namespace, "KUBERNETES_SERVICE_HOST": P.API_IP,
@@ -460,11 +464,14 @@ class Lab:
         self.network()
         self.start_control_plane()
         self.create_objects()
+        self.enforcer.identity()
         for n in self.plan.node_range():
             self.cp.start_kube_proxy(n)
+            self.enforcer.start(n)
         self.wait_endpoints()
         for n in self.plan.node_range():
             self.cp.wait_kube_proxy(n)
+            self.enforcer.wait(n)
         self.start_coredns()
         for pod in self.plan.role("workload"):
             self.start_workload(pod)

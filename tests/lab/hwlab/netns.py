@@ -45,9 +45,11 @@ def exec_in(ns, argv, input_text=None, check=True):
 
 
 def install_forward_chain(ns, chain, rules):
-    """Fills iptables chain CHAIN of namespace NS with RULES (argument lists after `-A CHAIN`)
-    and jumps to it first thing in FORWARD. Running it again replaces the rules."""
-    ipt = ["iptables", "-w"]
+    """Fills chain CHAIN of namespace NS's mangle table with RULES (argument lists after
+    `-A CHAIN`) and jumps to it first thing in mangle's FORWARD. Running it again replaces the
+    rules. The mangle table sees forwarded packets before the filter table, where kube-router
+    accepts every packet a NetworkPolicy allows and keeps its own jump first."""
+    ipt = ["iptables", "-w", "-t", "mangle"]
     exec_in(ns, ipt + ["-N", chain], check=False)
     exec_in(ns, ipt + ["-F", chain])
     for rule in rules:
@@ -58,7 +60,7 @@ def install_forward_chain(ns, chain, rules):
 
 def remove_forward_chain(ns, chain):
     """Undoes install_forward_chain; quiet when the chain is not there."""
-    ipt = ["iptables", "-w"]
+    ipt = ["iptables", "-w", "-t", "mangle"]
     while exec_in(ns, ipt + ["-D", "FORWARD", "-j", chain], check=False).returncode == 0:
         pass
     exec_in(ns, ipt + ["-F", chain], check=False)

@@ -22,12 +22,15 @@ CONTAINER_PORTS = {
     "workload": [("http", WORKLOAD_PORT, "TCP")],
     "dns": [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")],
     "ingress": [("http", 80, "TCP"), ("https", 443, "TCP")],
+    "agent": [("metrics", P.AGENT_PORT, "TCP")],
 }
 # The labels of each role's pods: what the Services of build() select.
 POD_LABELS = {
     "workload": lambda pod: {"app": pod.app},
     "dns": lambda pod: {"k8s-app": "kube-dns"},
     "ingress": lambda pod: {"app": "ingress-nginx"},
+    # deploy/daemonset.yaml's pod template; the agent reads them from its downward API file.
+    "agent": lambda pod: {"app.kubernetes.io/name": "hopwatch", "app.kubernetes.io/component": "agent"},
 }
 # Service → (ClusterIP or "None", [(port name, port, target port, protocol)])
 SERVICES = {

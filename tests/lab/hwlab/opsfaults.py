@@ -24,10 +24,6 @@ are injected and healed like every other fault:
                                      deploy/'s ClusterRole loses R, so the API server answers
                                      403 to the agents for it; with --node, that node's agent restarts, as a pod
                                      rolled out after the edit would, and cannot list R
-    netpol                           the debugging method's NetworkPolicies in `shop`: deny every
-                                     ingress, then allow app=api to reach app=db on 8080. The
-                                     lab's network enforces no policy (a CNI that ignores them),
-                                     so the agents' denied connects succeed
     config      --node N             node N's agent config gets a typo (an unknown field): the
                                      agent refuses the reload and keeps the previous config
 """
@@ -44,17 +40,6 @@ LOSS_CHAIN = "HWL-DNSLOSS"
 STALE_LB = "10.250.0.99"
 NODE_DOMAINS = "corp.internal,compute.internal"
 TYPO = "intervall_seconds: 2  # a typo: hopwatch knows no such field\n"
-# The debugging method's example: deny all ingress in the namespace, then allow api → db.
-SEED_POLICIES = [
-    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-     "metadata": {"name": "default-deny-ingress", "namespace": "shop"},
-     "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
-    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-     "metadata": {"name": "allow-api-to-db", "namespace": "shop"},
-     "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"],
-              "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}],
-                           "ports": [{"protocol": "TCP", "port": 8080}]}]}},
-]
 
 
 class OpsFaults:
@@ -227,22 +212,6 @@ class OpsFaults:
         out = self.forbidden(set(self.st.data.get("forbidden") or []) - {args.resource})
         self.forget("rbac", args)
         return out
-
-    # ------------------------------------------------------------ NetworkPolicies
-
-    def fault_netpol(self, args):
-        api = self.lab.api()
-        for policy in SEED_POLICIES:
-            api.create(policy)
-        self.record("netpol", args)
-        return {"created": [f"shop/{p['metadata']['name']}" for p in SEED_POLICIES], "enforced": False}
-
-    def heal_netpol(self, args):
-        for policy in SEED_POLICIES:
-            self.lab.api().delete(f"/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies/"
-                                  f"{policy['metadata']['name']}")
-        self.forget("netpol", args)
-        return {"deleted": [f"shop/{p['metadata']['name']}" for p in SEED_POLICIES]}
 
     def config_path(self, node_name):
         return self.st.file("agents", node_name, "config.yaml")
