@@ -449,10 +449,29 @@ def endpoints():
                        "Kubernetes still sends them traffic.",
                        [target(f'max by (namespace, service, node) (hopwatch_service_unreachable_endpoints{{{s}}}) > 0',
                                "{{namespace}}/{{service}} from {{node}}")], "short"), 12, 8)
+    lay.row("NetworkPolicies")
+    policies = f'{AGENT}, namespace=~"$namespace"'
+    lay.add(stat("NetworkPolicies not enforced", "Policies that deny the agents a target the "
+                 "agents still connected to, from some node: the CNI does not enforce them.",
+                 f'count(max by (namespace, policy) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1) or vector(0)',
+                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                           {"color": "red", "value": 1}]}), 4, 8)
+    lay.add(table("NetworkPolicies not enforced, by node", "The nodes whose last connect to a "
+                  "denied target went through.",
+                  [target(f'max by (namespace, policy, node) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1',
+                          instant=True, table=True)],
+                  transformations=[{"id": "organize", "options": {
+                      "excludeByName": {"Time": True, "Value": True}}}]), 8, 8)
+    lay.add(timeseries("Targets the policies deny to the agents", "Service-hop and Pod-hop "
+                       "targets per Service whose connects NetworkPolicies deny to the agents: "
+                       "recorded as policy_denied, left out of the verdict and the SLO ratios.",
+                       [target(f'max by (namespace, service) (hopwatch_networkpolicy_denied_targets{{{s}}})',
+                               "{{namespace}}/{{service}}")], "short"), 12, 8)
     return dashboard("hopwatch-endpoints", "hopwatch / Endpoints",
                      "EndpointSlice readiness per Service as every agent sees it: ready, "
                      "serving and terminating endpoints, empty Services, readiness flapping, "
-                     "and Ready endpoints that do not answer.", lay)
+                     "Ready endpoints that do not answer, and NetworkPolicies that deny the "
+                     "agents or are not enforced.", lay)
 
 
 # 4. Node x hop matrix --------------------------------------------------------------------

@@ -128,6 +128,17 @@ fn enforced_policies_are_expected_denials_and_an_ignoring_cni_is_named() {
         );
     }
 
+    // The Endpoints dashboard's panel has them, through the lab's Prometheus.
+    eventually("Prometheus has the denied targets", WAIT, || {
+        let q = "max by (namespace, service) (hopwatch_networkpolicy_denied_targets)";
+        let found = lab.prom_query(q)?.len();
+        if found >= SHOP.len() {
+            Ok(())
+        } else {
+            Err(format!("{q}: {found} series"))
+        }
+    });
+
     // trace takes the step: from web-1 the policies deny db and trace names them; from api-1
     // allow-api-to-db lets it in. Either way nothing is broken: denials are the policies' will.
     let (hop, verdict) = trace_from("web-1");
@@ -182,6 +193,19 @@ fn enforced_policies_are_expected_denials_and_an_ignoring_cni_is_named() {
         }
         Ok(())
     });
+    eventually(
+        "Prometheus has the unenforced policy on both nodes",
+        WAIT,
+        || {
+            let q = "max by (namespace, policy, node) (hopwatch_networkpolicy_unenforced) == 1";
+            let found = lab.prom_query(q)?.len();
+            if found >= NODES.len() {
+                Ok(())
+            } else {
+                Err(format!("{q}: {found} series"))
+            }
+        },
+    );
     lab.heal(&["cni-off"]);
     eventually("enforced again", WAIT, || {
         for node in NODES {
