@@ -37,6 +37,11 @@ const DISCOVERY_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long the server gets to close after the probes have stopped.
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_millis(500);
+/// The first wait before building the Kubernetes client again after it failed (a kubeconfig
+/// not yet written, or half written); doubled after each failure up to
+/// [`CLIENT_RETRY_MAX`].
+const CLIENT_RETRY_MIN: Duration = Duration::from_millis(250);
+const CLIENT_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Why the agent could not run.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +50,6 @@ pub enum AgentError {
     Server(#[from] ServerError),
     #[error("cannot handle SIGHUP: {0}")]
     Signal(std::io::Error),
-    #[error(transparent)]
-    Kubernetes(#[from] crate::discovery::watch::ClientError),
 }
 
 /// Where the scheduler's results go: the metrics, and the verdicts they feed.
@@ -237,11 +240,16 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     loop {
+        let client_retry = agent.client_retry;
         tokio::select! {
             _ = &mut shutdown => break,
             (_, reloaded) = reloader.next() => agent.reload(reloaded).await,
             () = agent.discovery_changed() => {
                 tokio::time::sleep(DISCOVERY_SETTLE).await;
+                agent.apply_targets().await;
+            }
+            () = due(client_retry) => {
+                agent.start_discovery().await;
                 agent.apply_targets().await;
             }
         }
@@ -263,6 +271,14 @@ pub async fn run(
     Ok(())
 }
 
+/// Resolves at `at`; never without it.
+async fn due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The running configuration and what it drives.
 struct Agent {
     config: Config,
@@ -274,6 +290,9 @@ struct Agent {
     readiness: Arc<Readiness>,
     /// Running while the config has a `kubernetes` section.
     discovery: Option<Discovery>,
+    /// When to build the Kubernetes client again, after it failed; and the wait after that.
+    client_retry: Option<tokio::time::Instant>,
+    client_backoff: Duration,
     /// Running while the config has an `otlp` section.
     otlp: Option<otlp::Exporter>,
     node: String,
@@ -304,6 +323,8 @@ impl Agent {
             metrics,
             readiness,
             discovery: None,
+            client_retry: None,
+            client_backoff: CLIENT_RETRY_MIN,
             otlp: None,
             node: cluster::node_name(),
             me: policy::self_pod(),
@@ -311,7 +332,7 @@ impl Agent {
         };
         agent.time_service_hop();
         agent.start_otlp();
-        agent.start_discovery().await?;
+        agent.start_discovery().await;
         agent.apply_targets().await;
         Ok(agent)
     }
@@ -336,20 +357,35 @@ impl Agent {
         });
     }
 
-    /// Starts watching the cluster when the config asks for it.
-    async fn start_discovery(&mut self) -> Result<(), AgentError> {
+    /// Starts watching the cluster when the config asks for it. A client that cannot be
+    /// built (the kubeconfig missing, unreadable or half written, no in-cluster config) is
+    /// counted and built again with backoff, as a failed watch is: the agent keeps serving
+    /// and probing its configured targets meanwhile, not ready.
+    async fn start_discovery(&mut self) {
         self.discovery = None;
+        self.client_retry = None;
         let Some(kube) = &self.config.kubernetes else {
             self.readiness.met(KUBERNETES_SYNCED);
-            return Ok(());
+            return;
         };
         self.readiness.wait_for(
             KUBERNETES_SYNCED,
             "Kubernetes Services and EndpointSlices not listed yet",
         );
-        self.discovery = Some(cluster::start(kube, Arc::clone(&self.metrics)).await?);
-        tracing::info!(node = %self.node, "watching Kubernetes Services, EndpointSlices and Nodes");
-        Ok(())
+        match cluster::start(kube, Arc::clone(&self.metrics)).await {
+            Ok(discovery) => {
+                self.discovery = Some(discovery);
+                self.client_backoff = CLIENT_RETRY_MIN;
+                tracing::info!(node = %self.node, "watching Kubernetes Services, EndpointSlices and Nodes");
+            }
+            Err(err) => {
+                self.metrics.cluster.client_failed();
+                let wait = self.client_backoff;
+                tracing::error!("Kubernetes client not built, trying again in {wait:?}: {err}");
+                self.client_retry = Some(tokio::time::Instant::now() + wait);
+                self.client_backoff = (wait * 2).min(CLIENT_RETRY_MAX);
+            }
+        }
     }
 
     /// Resolves when the stores changed; never without discovery.
@@ -388,8 +424,8 @@ impl Agent {
         let otlp_changed = config.otlp != self.config.otlp;
         self.config = config;
         self.time_service_hop();
-        if restart_watches && let Err(err) = self.start_discovery().await {
-            tracing::error!("Kubernetes discovery stopped: {err}");
+        if restart_watches {
+            self.start_discovery().await;
         }
         if otlp_changed {
             if let Some(exporter) = self.otlp.take() {

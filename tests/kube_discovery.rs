@@ -845,3 +845,32 @@ fn a_headless_service_is_checked_against_its_dns_answer() {
         verdict_is(e, "shop", "db", "none")
     });
 }
+
+#[test]
+fn a_kubeconfig_unreadable_at_start_is_retried_until_it_reads() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let cluster = Cluster::start(net, web.objects());
+    let path = cluster.fake.kubeconfig().to_path_buf();
+    let whole = std::fs::read_to_string(&path).expect("read the fake's kubeconfig");
+    // Half written, as a kubeconfig rewritten in place is for a moment.
+    std::fs::write(&path, &whole[..whole.len() / 2]).expect("truncate the kubeconfig");
+    let mut agent = Agent::start(&cluster, &AgentOptions::default());
+    let failing = |e: &Exposition| e.value("hopwatch_kube_client_errors_total", &[]);
+    let e = agent.wait_for(RECONNECT, "count the failed client builds", |e| {
+        failing(e) >= 2.0
+    });
+    assert_eq!(synced(&e, "services"), 0.0);
+    assert_eq!(agent.readyz(), 503, "ready without a listed cluster");
+
+    std::fs::write(&path, &whole).expect("restore the kubeconfig");
+    agent.wait_ready(RECONNECT);
+    let e = agent.wait_for(PROBE, "probe shop/web", |e| healthy(e, &web));
+    let after = failing(&e);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        failing(&agent.scrape()),
+        after,
+        "no failed build once the client is up"
+    );
+}

@@ -32,6 +32,7 @@ pub struct ClusterMetrics {
     unreachable: IntGaugeVec,
     path_status: IntGaugeVec,
     watch_restarts: IntCounterVec,
+    client_errors: IntCounterVec,
     synced: IntGaugeVec,
     policy_denied: IntGaugeVec,
     unenforced: IntGaugeVec,
@@ -72,6 +73,11 @@ impl ClusterMetrics {
                 "Kubernetes watch failures after which the watch was re-established with backoff.",
                 &["resource"],
             ),
+            client_errors: r.counters(
+                "hopwatch_kube_client_errors_total",
+                "Failed attempts to build the Kubernetes client (kubeconfig or in-cluster config); each is tried again with backoff.",
+                &[],
+            ),
             synced: r.int_gauges(
                 "hopwatch_kube_synced",
                 "1 once the resource has been listed completely at least once.",
@@ -89,6 +95,7 @@ impl ClusterMetrics {
             ),
             exported: Mutex::new(HashMap::new()),
         };
+        m.client_errors.with_label_values::<&str>(&[]);
         for resource in RESOURCES {
             m.watch_restarts.with_label_values(&[resource]);
             m.synced.with_label_values(&[resource]).set(0);
@@ -188,6 +195,11 @@ impl ClusterMetrics {
     /// A watch failed and will be retried.
     pub fn watch_restarted(&self, resource: &str) {
         self.watch_restarts.with_label_values(&[resource]).inc();
+    }
+
+    /// The Kubernetes client could not be built and will be tried again.
+    pub fn client_failed(&self) {
+        self.client_errors.with_label_values::<&str>(&[]).inc();
     }
 
     pub fn set_synced(&self, resource: &str, synced: bool) {

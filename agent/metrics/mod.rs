@@ -1010,6 +1010,9 @@ hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NOERROR",server="resol
 hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
 hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
 hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
+# HELP hopwatch_kube_client_errors_total Failed attempts to build the Kubernetes client (kubeconfig or in-cluster config); each is tried again with backoff.
+# TYPE hopwatch_kube_client_errors_total counter
+hopwatch_kube_client_errors_total 0
 # HELP hopwatch_kube_synced 1 once the resource has been listed completely at least once.
 # TYPE hopwatch_kube_synced gauge
 hopwatch_kube_synced{resource="endpointslices"} 0
