@@ -119,7 +119,7 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
     let slices = slices_by_service(stores);
     let nodes = node_list(stores, node);
     let mut derived = Derived {
-        dns_servers: dns_servers(stores, settings, &slices),
+        dns_servers: dns_servers(stores, settings, &slices, node, &nodes),
         ..Derived::default()
     };
     for svc in stores
@@ -254,12 +254,17 @@ fn assigned(
     out.into_iter().collect()
 }
 
-/// The cluster DNS Service's ClusterIP, labelled with its name, and each ready replica,
-/// labelled with its pod name (or address when the slice names no pod).
+/// The cluster DNS Service's ClusterIP, labelled with its name, and the ready replicas
+/// rendezvous hashing gives this node, labelled with their pod name (or address when the
+/// slice names no pod). Like every other endpoint, each replica is queried directly by
+/// `pod_probe_nodes` nodes, not by all: its load from hopwatch stays flat as nodes are added,
+/// and a CoreDNS rollout brings new series on those nodes only.
 fn dns_servers(
     stores: &Stores,
     settings: &Settings,
     slices: &HashMap<&ObjKey, Vec<&SliceInfo>>,
+    node: &str,
+    nodes: &[&str],
 ) -> Vec<DnsServer> {
     let mut servers = Vec::new();
     let Some(svc) = stores.services.get(&settings.dns_service) else {
@@ -283,7 +288,15 @@ fn dns_servers(
             .iter()
             .find(|p| p.name.as_deref() == Some("dns") || !p.tcp)
             .map_or(53, |p| p.port);
-        for e in slice.endpoints.iter().filter(|e| e.ready) {
+        let mine = |address: &IpAddr| {
+            let item = SocketAddr::new(*address, port).to_string();
+            rendezvous::chosen(node, &item, nodes, settings.pod_probe_nodes)
+        };
+        for e in slice
+            .endpoints
+            .iter()
+            .filter(|e| e.ready && mine(&e.address))
+        {
             let label = e
                 .pod
                 .as_deref()
@@ -483,6 +496,30 @@ mod tests {
                 }
             }
             assert!(seen.len() >= 7, "{seen:?}");
+            assert!(seen.values().all(|n| *n == k), "k={k}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn each_dns_replica_is_queried_by_exactly_k_nodes() {
+        let all = ["node-a", "node-b", "node-c", "node-d", "node-e"];
+        for k in 1..=3 {
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for node in all {
+                let mut s = stores();
+                for n in all {
+                    s.nodes.insert(n.to_string());
+                }
+                let d = derive(&s, &settings(k), node);
+                assert_eq!(
+                    d.dns_servers[0].label, "kube-dns",
+                    "the ClusterIP, from every node"
+                );
+                for server in &d.dns_servers[1..] {
+                    *seen.entry(server.label.clone()).or_default() += 1;
+                }
+            }
+            assert_eq!(seen.len(), 2, "k={k}: {seen:?}");
             assert!(seen.values().all(|n| *n == k), "k={k}: {seen:?}");
         }
     }
