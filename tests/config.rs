@@ -283,6 +283,10 @@ const INVALID: &[(&str, &str)] = &[
         "invalid-kubernetes-namespace-selector.yaml:4:25: kubernetes.services.namespace_selector: cannot read label requirement \"env within (prod)\"",
     ),
     (
+        "invalid-kubernetes-namespace-selector-mapping.yaml",
+        "invalid-kubernetes-namespace-selector-mapping.yaml:5:7: kubernetes.services.namespace_selector: expected a label selector such as `team=shop,env in (prod,staging)`, found a mapping",
+    ),
+    (
         "invalid-kubernetes-annotation.yaml",
         "invalid-kubernetes-annotation.yaml:3:17: kubernetes.services.annotation: `Hopwatch.io/probe`: prefix `Hopwatch.io` is not a lowercase DNS name such as `hopwatch.io`",
     ),
