@@ -232,7 +232,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-unknown-services-field.yaml",
-        "invalid-kubernetes-unknown-services-field.yaml:4:5: kubernetes.services: unknown field `namespace`, expected one of `namespaces`, `exclude_namespaces`, `label_selector`, `annotation`, `annotation_mode`, `always`",
+        "invalid-kubernetes-unknown-services-field.yaml:4:5: kubernetes.services: unknown field `namespace`, expected one of `namespaces`, `exclude_namespaces`, `label_selector`, `namespace_selector`, `annotation`, `annotation_mode`, `always`",
     ),
     (
         "invalid-kubernetes-unknown-connect-field.yaml",
@@ -277,6 +277,14 @@ const INVALID: &[(&str, &str)] = &[
     (
         "invalid-kubernetes-label-selector.yaml",
         "invalid-kubernetes-label-selector.yaml:4:21: kubernetes.services.label_selector: cannot read label requirement \"env in prod\"",
+    ),
+    (
+        "invalid-kubernetes-namespace-selector.yaml",
+        "invalid-kubernetes-namespace-selector.yaml:4:25: kubernetes.services.namespace_selector: cannot read label requirement \"env within (prod)\"",
+    ),
+    (
+        "invalid-kubernetes-namespace-selector-mapping.yaml",
+        "invalid-kubernetes-namespace-selector-mapping.yaml:5:7: kubernetes.services.namespace_selector: expected a label selector such as `team=shop,env in (prod,staging)`, found a mapping",
     ),
     (
         "invalid-kubernetes-annotation.yaml",
@@ -416,7 +424,23 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-ingress-unknown-field.yaml",
-        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `classes`",
+    ),
+    (
+        "invalid-kubernetes-ingress-class-empty.yaml",
+        "invalid-kubernetes-ingress-class-empty.yaml:4:22: kubernetes.ingress.classes[1]: IngressClass name must not be empty",
+    ),
+    (
+        "invalid-kubernetes-ingress-class.yaml",
+        "invalid-kubernetes-ingress-class.yaml:4:15: kubernetes.ingress.classes[0]: `Nginx` is not an IngressClass name: lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters",
+    ),
+    (
+        "invalid-kubernetes-ingress-class-duplicate.yaml",
+        "invalid-kubernetes-ingress-class-duplicate.yaml:6:9: kubernetes.ingress.classes[2]: duplicate IngressClass `nginx`, kubernetes.ingress.classes[0] has it too",
+    ),
+    (
+        "invalid-kubernetes-ingress-classes-type.yaml",
+        "invalid-kubernetes-ingress-classes-type.yaml:3:14: kubernetes.ingress.classes: expected a list of IngressClass names, found `nginx`",
     ),
     (
         "invalid-otlp-endpoint-no-path.yaml",
@@ -720,6 +744,7 @@ fn kubernetes_defaults() -> KubernetesConfig {
                 namespaces: vec![],
                 exclude_namespaces: vec![],
                 label_selector: LabelSelector::default(),
+                namespace_selector: LabelSelector::default(),
                 annotation: "hopwatch.io/probe".into(),
                 mode: AnnotationMode::OptOut,
                 always: vec![
@@ -730,6 +755,7 @@ fn kubernetes_defaults() -> KubernetesConfig {
             pod_probe_nodes: 3,
             cluster_domain: "cluster.local".into(),
             dns_service: ObjKey::new("kube-system", "kube-dns"),
+            ingress_classes: vec![],
         },
         connect: schedule(15.0, 3.0, 1.0),
         service_histogram: true,
@@ -829,6 +855,11 @@ fn every_kubernetes_field_lands_where_it_should() {
         sel.label_selector,
         LabelSelector::parse("app in (web,api),tier!=cache").unwrap()
     );
+    assert_eq!(
+        sel.namespace_selector,
+        LabelSelector::parse("team=shop,env notin (dev),!legacy").unwrap()
+    );
+    assert_eq!(d.ingress_classes, ["nginx", "alb.example.com"]);
     assert_eq!(sel.annotation, "example.com/hopwatch-probe");
     assert_eq!(sel.mode, AnnotationMode::OptIn);
     assert_eq!(sel.always, [ObjKey::new("default", "kubernetes")]);

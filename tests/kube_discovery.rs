@@ -566,6 +566,47 @@ fn only_selected_services_have_series() {
     agent.wait_for(PROBE, "probe shop/private", |e| healthy_one(e, &private));
 }
 
+/// A Namespace manifest with `labels`.
+fn namespace(name: &str, labels: serde_json::Value) -> serde_json::Value {
+    json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name, "labels": labels } })
+}
+
+#[test]
+fn a_namespace_selector_probes_only_the_labelled_namespaces() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let cart = Backend::new(&net, "lab", "cart", 12, &[23]);
+    let mut objects = web.objects();
+    objects.extend(cart.objects());
+    objects.push(namespace("shop", json!({ "team": "shop" })));
+    objects.push(namespace("lab", json!({ "team": "lab" })));
+    let cluster = Cluster::start(net, objects);
+    let options = AgentOptions {
+        services: Some("    namespace_selector: \"team in (shop)\"\n".to_string()),
+        ..AgentOptions::default()
+    };
+    let mut agent = Agent::start(&cluster, &options);
+    let e = agent.wait_for(PROBE, "probe shop/web", |e| healthy(e, &web));
+    let left = lines_naming(&agent.text(), "lab", "cart");
+    assert!(left.is_empty(), "lab is not labelled team=shop: {left:#?}");
+    assert_eq!(
+        targets(&e, "service"),
+        3.0,
+        "shop/web, and kube-dns and kubernetes, always probed"
+    );
+
+    // Relabelled: shop leaves the selector, lab enters it, without a restart.
+    let team = |value: &str| json!({ "metadata": { "labels": { "team": value } } });
+    cluster.fake.patch("/api/v1/namespaces/shop", &team("web"));
+    cluster.fake.patch("/api/v1/namespaces/lab", &team("shop"));
+    agent.wait_for(STORE, "follow the namespaces' labels", |e| {
+        path_status(e, "shop", "web").is_empty() && path_status(e, "lab", "cart").len() == 1
+    });
+    let left = lines_naming(&agent.text(), "shop", "web");
+    assert!(left.is_empty(), "shop/web's series are gone: {left:#?}");
+    agent.wait_for(PROBE, "probe lab/cart", |e| healthy_one(e, &cart));
+}
+
 /// Like [`healthy`], for a Service with one endpoint.
 fn healthy_one(e: &Exposition, backend: &Backend) -> bool {
     let target = backend.target();

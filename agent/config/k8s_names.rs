@@ -1,5 +1,5 @@
-//! Checks of single Kubernetes values in the config: namespace and Service names,
-//! `namespace/name` references, annotation keys, label selectors. Pure functions from what
+//! Checks of single Kubernetes values in the config: namespace, Service and IngressClass
+//! names, `namespace/name` references, annotation keys, label selectors. Pure functions from what
 //! was written to a typed value or a one-line reason, like `fields`.
 //!
 //! The rules are the API server's own, so that a name it would never accept is caught when
@@ -23,6 +23,21 @@ pub fn namespace(s: &str) -> Result<(), String> {
 /// A Service name: an RFC 1035 label (as a namespace, but it must start with a letter).
 pub fn service_name(s: &str) -> Result<(), String> {
     label(s, "Service name", true)
+}
+
+/// An IngressClass name: an RFC 1123 subdomain (lowercase DNS labels joined by `.`).
+pub fn ingress_class(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("IngressClass name must not be empty".to_string());
+    }
+    if !is_subdomain(s) {
+        return Err(format!(
+            "{} is not an IngressClass name: lowercase letters, digits, `-` and `.`, starting and \
+             ending with a letter or digit, at most {MAX_SUBDOMAIN_LEN} characters",
+            show(s)
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// One DNS label as Kubernetes names use it; `what` names it in the message.
@@ -221,6 +236,24 @@ mod tests {
             service("a/b/c"),
             Err("Service name `b/c` contains `/`; only lowercase letters, digits and `-` are allowed".into())
         );
+    }
+
+    #[test]
+    fn ingress_classes_are_subdomains() {
+        for good in ["nginx", "alb", "traefik.example.com", "nginx-internal"] {
+            assert_eq!(ingress_class(good), Ok(good.to_string()), "{good}");
+        }
+        assert_eq!(
+            ingress_class(""),
+            Err("IngressClass name must not be empty".into())
+        );
+        assert_eq!(
+            ingress_class("Nginx"),
+            Err("`Nginx` is not an IngressClass name: lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters".into())
+        );
+        for bad in ["nginx.", "-nginx", "a..b", "ngi nx", &"a".repeat(254)] {
+            assert!(ingress_class(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -83,9 +83,14 @@ pub(super) fn section(
         pod_probe_nodes: pod_probe_nodes.unwrap_or(DEFAULT_POD_PROBE_NODES),
         cluster_domain: cluster_domain.unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_string()),
         dns_service: dns_service.unwrap_or_else(|| key(DEFAULT_DNS_SERVICE)),
+        ingress_classes: Vec::new(),
     };
     let dns = cluster_dns(&dns, defaults)?;
     let ingress = ingress(&raw.ingress.unwrap_or_default(), defaults)?;
+    let discovery = Settings {
+        ingress_classes: ingress.classes,
+        ..discovery
+    };
     Ok(KubernetesConfig {
         kubeconfig,
         discovery,
@@ -127,6 +132,11 @@ fn services(raw: RawServices) -> Result<Selection, Problem> {
     let label_selector = check_opt(raw.label_selector.as_ref(), &at("label_selector"), |s| {
         k8s_names::label_selector(s)
     })?;
+    let namespace_selector = check_opt(
+        raw.namespace_selector.as_ref(),
+        &at("namespace_selector"),
+        |s| k8s_names::label_selector(s),
+    )?;
     let annotation = check_opt(raw.annotation.as_ref(), &at("annotation"), |s| {
         k8s_names::annotation_key(s)
     })?;
@@ -140,6 +150,7 @@ fn services(raw: RawServices) -> Result<Selection, Problem> {
         namespaces: namespaces.unwrap_or_default(),
         exclude_namespaces: exclude_namespaces.unwrap_or_default(),
         label_selector: label_selector.unwrap_or_else(LabelSelector::default),
+        namespace_selector: namespace_selector.unwrap_or_else(LabelSelector::default),
         annotation: annotation.unwrap_or_else(|| DEFAULT_ANNOTATION.to_string()),
         mode: mode.unwrap_or(AnnotationMode::OptOut),
         always: always.unwrap_or_else(|| vec![key(DEFAULT_DNS_SERVICE), key(API_SERVICE)]),
@@ -236,10 +247,12 @@ struct Ingress {
     insecure: bool,
     expected_status: Vec<RangeInclusive<u16>>,
     schedule: Schedule,
+    /// Only Ingresses of these classes; empty for all.
+    classes: Vec<String>,
 }
 
-/// `kubernetes.ingress`: the settings of an `http` target, for every discovered Ingress; the
-/// schedule, inherited from `defaults`, is also the load-balancer hop's.
+/// `kubernetes.ingress`: which Ingresses by class, and the settings of an `http` target for
+/// each; the schedule, inherited from `defaults`, is also the load-balancer hop's.
 fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
     let at = |field: &str| format!("kubernetes.ingress.{field}");
     let ca = statics::ca_file(raw.ca_file.as_ref(), &at("ca_file"))?;
@@ -248,6 +261,9 @@ fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
         .as_ref()
         .map(|list| statics::expected_status(list, &at("expected_status")))
         .transpose()?;
+    let classes = unique(raw.classes.as_ref(), &at("classes"), "IngressClass", |s| {
+        k8s_names::ingress_class(s)
+    })?;
     let own = timing(
         "kubernetes.ingress",
         raw.interval_seconds.as_ref(),
@@ -259,6 +275,7 @@ fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
         insecure: raw.insecure.as_ref().is_some_and(|b| b.value),
         expected_status: expected_status.unwrap_or_else(|| vec![DEFAULT_EXPECTED_STATUS]),
         schedule: schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?,
+        classes: classes.unwrap_or_default(),
     })
 }
 

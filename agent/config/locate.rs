@@ -133,6 +133,8 @@ fn expected(path: &str) -> Option<&'static str> {
         "services" => "a mapping of Service selection settings",
         "namespaces" | "exclude_namespaces" => "a list of namespace names",
         "label_selector" => "a label selector such as `app=web,tier!=cache`",
+        "namespace_selector" => "a label selector such as `team=shop,env in (prod,staging)`",
+        "classes" => "a list of IngressClass names",
         "annotation" => "an annotation key such as `hopwatch.io/probe`",
         "annotation_mode" => "`opt-out` or `opt-in`",
         "always" => "a list of Services as `namespace/name`",
@@ -168,6 +170,7 @@ fn expected(path: &str) -> Option<&'static str> {
         _ if in_list && path.contains(".qtypes[") => "a record type, `A` or `AAAA`",
         _ if in_list && path.contains("namespaces[") => "a namespace name",
         _ if in_list && path.contains(".always[") => "a Service as `namespace/name`",
+        _ if in_list && path.contains(".classes[") => "an IngressClass name",
         _ if in_list && path.contains(".names[") => "a DNS name",
         _ => return None,
     })

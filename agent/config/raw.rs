@@ -240,6 +240,7 @@ pub(super) struct RawServices {
     pub namespaces: Option<S<Vec<S<String>>>>,
     pub exclude_namespaces: Option<S<Vec<S<String>>>>,
     pub label_selector: Option<S<String>>,
+    pub namespace_selector: Option<S<String>>,
     pub annotation: Option<S<String>>,
     pub annotation_mode: Option<S<String>>,
     pub always: Option<S<Vec<S<String>>>>,
@@ -270,7 +271,8 @@ pub(super) struct RawClusterDns {
     pub node_local_dns: Option<S<String>>,
 }
 
-/// `kubernetes.ingress`: how discovered Ingresses and load balancers are probed.
+/// `kubernetes.ingress`: which discovered Ingresses are probed (by class), and how, with their
+/// load balancers.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIngress {
@@ -280,6 +282,7 @@ pub(super) struct RawIngress {
     pub interval_seconds: Option<S<f64>>,
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
+    pub classes: Option<S<Vec<S<String>>>>,
 }
 
 /// Parses and validates YAML text; `origin` names the file in errors.

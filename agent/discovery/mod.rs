@@ -5,6 +5,7 @@ pub mod ingress;
 pub mod model;
 pub mod netpol;
 pub mod rendezvous;
+pub mod scope;
 pub mod select;
 pub mod store;
 pub mod targets;

@@ -1,5 +1,5 @@
-//! Which Services hopwatch probes: namespaces, a label selector, an opt-in or opt-out
-//! annotation, and Services that are always probed.
+//! Which Services hopwatch probes: namespaces, a label selector on the Service and one on
+//! its namespace, an opt-in or opt-out annotation, and Services that are always probed.
 
 use std::fmt;
 
@@ -41,6 +41,11 @@ impl LabelSelector {
             requirements.push(requirement(part)?);
         }
         Ok(LabelSelector(requirements))
+    }
+
+    /// Whether the selector has no requirement, and so matches every set of labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
@@ -139,6 +144,8 @@ pub struct Selection {
     pub namespaces: Vec<String>,
     pub exclude_namespaces: Vec<String>,
     pub label_selector: LabelSelector,
+    /// Matched against the labels of the object's namespace; empty matches every namespace.
+    pub namespace_selector: LabelSelector,
     pub annotation: String,
     pub mode: AnnotationMode,
     /// Probed whatever the filters say, unless annotated `"false"`.
@@ -151,6 +158,7 @@ impl Default for Selection {
             namespaces: Vec::new(),
             exclude_namespaces: Vec::new(),
             label_selector: LabelSelector::default(),
+            namespace_selector: LabelSelector::default(),
             annotation: "hopwatch.io/probe".to_string(),
             mode: AnnotationMode::OptOut,
             always: vec![
@@ -162,18 +170,26 @@ impl Default for Selection {
 }
 
 impl Selection {
-    pub fn selects(&self, svc: &ServiceInfo) -> bool {
+    /// `namespace` is the labels of the Service's namespace, `None` when they are not known
+    /// (Namespaces not listed yet, or the namespace is gone): then a `namespace_selector`
+    /// selects nothing, so that no Service is probed on a partial view.
+    pub fn selects(&self, svc: &ServiceInfo, namespace: Option<&Labels>) -> bool {
         let annotation = svc.probe_annotation.as_deref();
-        self.admits(&svc.key, annotation)
+        self.admits(&svc.key, annotation, namespace)
             && (self.always.contains(&svc.key) || self.label_selector.matches(&svc.labels))
     }
 
     /// Ingresses are selected by namespace and annotation; the label selector is for Services.
-    pub fn selects_ingress(&self, key: &ObjKey, annotation: Option<&str>) -> bool {
-        self.admits(key, annotation)
+    pub fn selects_ingress(
+        &self,
+        key: &ObjKey,
+        annotation: Option<&str>,
+        namespace: Option<&Labels>,
+    ) -> bool {
+        self.admits(key, annotation, namespace)
     }
 
-    fn admits(&self, key: &ObjKey, annotation: Option<&str>) -> bool {
+    fn admits(&self, key: &ObjKey, annotation: Option<&str>, namespace: Option<&Labels>) -> bool {
         if annotation == Some("false") {
             return false;
         }
@@ -186,6 +202,8 @@ impl Selection {
         let ns = &key.namespace;
         (self.namespaces.is_empty() || self.namespaces.contains(ns))
             && !self.exclude_namespaces.contains(ns)
+            && (self.namespace_selector.is_empty()
+                || namespace.is_some_and(|labels| self.namespace_selector.matches(labels)))
     }
 }
 
@@ -267,21 +285,54 @@ mod tests {
             exclude_namespaces: vec!["kube-system".into()],
             ..Selection::default()
         };
-        assert!(sel.selects(&svc("shop", "web", None)));
-        assert!(!sel.selects(&svc("shop", "web", Some("false"))));
-        assert!(!sel.selects(&svc("kube-system", "metrics", None)));
+        assert!(sel.selects(&svc("shop", "web", None), None));
+        assert!(!sel.selects(&svc("shop", "web", Some("false")), None));
+        assert!(!sel.selects(&svc("kube-system", "metrics", None), None));
         assert!(
-            sel.selects(&svc("kube-system", "kube-dns", None)),
+            sel.selects(&svc("kube-system", "kube-dns", None), None),
             "always on"
         );
         sel.mode = AnnotationMode::OptIn;
-        assert!(!sel.selects(&svc("shop", "web", None)));
-        assert!(sel.selects(&svc("shop", "web", Some("true"))));
+        assert!(!sel.selects(&svc("shop", "web", None), None));
+        assert!(sel.selects(&svc("shop", "web", Some("true")), None));
         sel.namespaces = vec!["other".into()];
-        assert!(!sel.selects(&svc("shop", "web", Some("true"))));
+        assert!(!sel.selects(&svc("shop", "web", Some("true")), None));
         sel.label_selector = LabelSelector::parse("app=web").unwrap();
         sel.namespaces.clear();
-        assert!(sel.selects(&svc("shop", "web", Some("true"))));
-        assert!(!sel.selects(&svc("shop", "api", Some("true"))));
+        assert!(sel.selects(&svc("shop", "web", Some("true")), None));
+        assert!(!sel.selects(&svc("shop", "api", Some("true")), None));
+    }
+
+    #[test]
+    fn a_namespace_selector_matches_the_labels_of_the_namespace() {
+        let sel = |text: &str| Selection {
+            namespace_selector: LabelSelector::parse(text).unwrap(),
+            ..Selection::default()
+        };
+        let prod = labels(&[("team", "shop"), ("env", "prod")]);
+        let dev = labels(&[("team", "shop"), ("env", "dev")]);
+        let web = svc("shop", "web", None);
+        let by_labels = sel("team=shop");
+        assert!(by_labels.selects(&web, Some(&prod)));
+        assert!(by_labels.selects(&web, Some(&dev)));
+        assert!(!by_labels.selects(&web, Some(&Labels::default())));
+        let by_expression = sel("env in (prod,staging),!legacy");
+        assert!(by_expression.selects(&web, Some(&prod)));
+        assert!(!by_expression.selects(&web, Some(&dev)));
+        assert!(
+            !by_expression.selects(&web, None),
+            "labels not known: not probed on a partial view"
+        );
+        assert!(
+            by_expression.selects(&svc("kube-system", "kube-dns", None), None),
+            "always on, whatever the namespace"
+        );
+        assert!(
+            Selection::default().selects(&web, None),
+            "no namespace selector: the namespace's labels are not needed"
+        );
+        let key = ObjKey::new("shop", "front");
+        assert!(by_expression.selects_ingress(&key, None, Some(&prod)));
+        assert!(!by_expression.selects_ingress(&key, None, Some(&dev)));
     }
 }

@@ -18,8 +18,10 @@ pub struct Stores {
     pub ingresses: BTreeMap<ObjKey, IngressInfo>,
     /// NetworkPolicies, sorted by namespace and name: the order the evaluator names them in.
     pub policies: BTreeMap<ObjKey, Policy>,
-    /// Every namespace's labels, which `namespaceSelector`s match.
+    /// Every namespace's labels, which `namespaceSelector`s and `namespace_selector` match.
     pub namespaces: BTreeMap<String, Labels>,
+    /// Whether `namespaces` has been listed whole at least once.
+    pub namespaces_listed: bool,
     /// Readiness flips per Service since the agent started; grows only.
     pub transitions: HashMap<ObjKey, u64>,
     node_names: HashSet<Arc<str>>,
@@ -64,6 +66,14 @@ impl Stores {
             }
             self.slices.insert(slice.key.clone(), slice);
         }
+    }
+
+    /// The labels of namespace `ns`; `None` until the namespaces are listed, and for a
+    /// namespace that is not (or no longer) there.
+    pub fn namespace_labels(&self, ns: &str) -> Option<&Labels> {
+        self.namespaces_listed
+            .then(|| self.namespaces.get(ns))
+            .flatten()
     }
 
     /// Drops transition counters of Services that no longer exist.

@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::ingress::{self, IngressTarget, LoadBalancerTarget};
 use super::model::{Address, ObjKey, ServiceInfo, ServicePort, SliceInfo, TargetPort};
 use super::rendezvous;
+use super::scope;
 use super::select::Selection;
 use super::store::Stores;
 
@@ -27,6 +28,8 @@ pub struct Settings {
     pub cluster_domain: String,
     /// The cluster DNS Service.
     pub dns_service: ObjKey,
+    /// Only Ingresses of these IngressClasses; empty means every Ingress.
+    pub ingress_classes: Vec<String>,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             pod_probe_nodes: 3,
             cluster_domain: "cluster.local".to_string(),
             dns_service: ObjKey::new("kube-system", "kube-dns"),
+            ingress_classes: Vec::new(),
         }
     }
 }
@@ -122,11 +126,10 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
         dns_servers: dns_servers(stores, settings, &slices, node, &nodes),
         ..Derived::default()
     };
-    for svc in stores
-        .services
-        .values()
-        .filter(|s| settings.selection.selects(s))
-    {
+    for svc in stores.services.values().filter(|s| {
+        let namespace = stores.namespace_labels(&s.key.namespace);
+        settings.selection.selects(s, namespace)
+    }) {
         if svc.address == Address::ExternalName {
             continue;
         }
@@ -155,9 +158,11 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
         }
     }
     for ing in stores.ingresses.values() {
+        let namespace = stores.namespace_labels(&ing.key.namespace);
         if settings
             .selection
-            .selects_ingress(&ing.key, ing.probe_annotation.as_deref())
+            .selects_ingress(&ing.key, ing.probe_annotation.as_deref(), namespace)
+            && scope::class_selected(&settings.ingress_classes, ing.class.as_deref())
         {
             let (hosts, requests) = ingress::targets(ing);
             derived.load_balancers.extend(hosts);

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use super::ingress::{self, IngressInfo};
 use super::model::{self, Labels, ObjKey, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use super::netpol::{self, Policy};
+use super::scope;
 use super::store::Stores;
 
 /// Objects per page of the initial list and of every relist. kube-rs asks for 500; a page of
@@ -282,7 +283,11 @@ impl Watched for Ingress {
     const NAME: &'static str = "ingresses";
     type Item = IngressInfo;
     fn project(&self, _: &mut Stores, annotation: &str) -> Option<IngressInfo> {
-        ingress::project(self, annotation)
+        let info = ingress::project(self, annotation)?;
+        Some(IngressInfo {
+            class: scope::ingress_class(self),
+            ..info
+        })
     }
     fn upsert(stores: &mut Stores, item: IngressInfo) {
         stores.ingresses.insert(item.key.clone(), item);
@@ -332,6 +337,7 @@ impl Watched for PartialObjectMeta<Namespace> {
     }
     fn replace(stores: &mut Stores, items: Vec<(String, Labels)>) {
         stores.namespaces = items.into_iter().collect();
+        stores.namespaces_listed = true;
     }
     fn mark(synced: &mut Synced) {
         synced.namespaces = true;
