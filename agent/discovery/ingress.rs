@@ -116,12 +116,7 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
         .flatten()
         .collect();
     let annotations = ing.metadata.annotations.as_ref();
-    let expected_annotation = annotations
-        .and_then(|a| a.get(EXPECTED_ANNOTATION))
-        .map(|value| {
-            expected::parse(value)
-                .map_err(|err| format!("Ingress {key}: annotation {EXPECTED_ANNOTATION}: {err}"))
-        });
+    let expected_annotation = expected_annotation(ing, &key);
     Some(IngressInfo {
         class: spec.and_then(|s| s.ingress_class_name.clone()),
         paths,
@@ -138,6 +133,20 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
         probe_annotation: annotations.and_then(|a| a.get(annotation)).cloned(),
         key,
     })
+}
+
+/// The Ingress's [`EXPECTED_ANNOTATION`], parsed; the error names the Ingress (`key`) and the
+/// annotation. The agent and `trace` both read it through here.
+pub fn expected_annotation(ing: &Ingress, key: &ObjKey) -> Option<Result<Expected, String>> {
+    let value = ing
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(EXPECTED_ANNOTATION)?;
+    Some(
+        expected::parse(value)
+            .map_err(|err| format!("Ingress {key}: annotation {EXPECTED_ANNOTATION}: {err}")),
+    )
 }
 
 /// A host behind a load balancer: resolve it, check the answer, connect.
