@@ -300,6 +300,8 @@ struct Agent {
     me: Option<SelfPod>,
     /// Keys both a configured and a discovered target have; warned about once.
     shadowed: BTreeSet<TargetKey>,
+    /// Ingress annotations that do not parse, as messages; each logged once.
+    invalid: BTreeSet<String>,
 }
 
 impl Agent {
@@ -329,6 +331,7 @@ impl Agent {
             node: cluster::node_name(),
             me: policy::self_pod(),
             shadowed: BTreeSet::new(),
+            invalid: BTreeSet::new(),
         };
         agent.time_service_hop();
         agent.start_otlp();
@@ -345,6 +348,15 @@ impl Agent {
             .as_ref()
             .is_none_or(|k| k.service_histogram);
         self.metrics.set_timed(Hop::Service, timed);
+    }
+
+    /// Logs each newly invalid Ingress annotation once, and exports how many there are.
+    fn note_invalid(&mut self, invalid: BTreeSet<String>) {
+        for message in invalid.difference(&self.invalid) {
+            tracing::warn!("{message}; its load-balancer hop is unknown until it is fixed");
+        }
+        self.metrics.cluster.set_invalid_annotations(invalid.len());
+        self.invalid = invalid;
     }
 
     /// Starts pushing the metrics over OTLP when the config asks for it.
@@ -459,6 +471,7 @@ impl Agent {
             );
         }
         self.shadowed = shadowed;
+        self.note_invalid(std::mem::take(&mut plan.invalid));
         all.append(&mut plan.targets);
         self.sink.set_denials(std::mem::take(&mut plan.denials));
         let gone = self

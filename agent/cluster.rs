@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::metrics::cluster::RESOURCES;
 use crate::policy::{self, Denial, SelfPod};
 use crate::probe::dns::{DnsCheck, LookupOptions, ResolvConf};
-use crate::probe::http::{HttpSpec, HttpTarget, HttpUrl, LbTarget, Resolver};
+use crate::probe::http::{HttpSpec, HttpTarget, HttpUrl, LbExpected, LbTarget, Resolver};
 use crate::probe::tcp::ConnectTarget;
 use crate::probe::{Hop, Target, TargetKey};
 use crate::verdict::{Membership, key};
@@ -89,6 +89,8 @@ pub struct Plan {
     /// Targets the NetworkPolicies deny to the agent (empty until policies and namespaces are
     /// listed, and outside a pod).
     pub denials: BTreeMap<TargetKey, Denial>,
+    /// Why annotations of selected Ingresses were not understood, one message each.
+    pub invalid: BTreeSet<String>,
 }
 
 impl Plan {
@@ -141,7 +143,10 @@ pub fn plan(
 
 /// Turns derived targets into scheduler targets and Service memberships.
 pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        invalid: derived.invalid.iter().cloned().collect(),
+        ..Plan::default()
+    };
     for (svc, readiness) in &derived.readiness {
         let membership = Membership {
             empty: readiness.empty.is_some(),
@@ -197,7 +202,10 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
             key: key(Hop::LoadBalancer, &lb.id),
             host: lb.host.clone(),
             port: lb.port,
-            expected: lb.addresses.clone(),
+            expected: LbExpected {
+                addresses: lb.expected.addresses.clone(),
+                names: lb.expected.names.clone(),
+            },
             resolver: resolver.clone(),
             schedule: config.ingress_schedule,
         };

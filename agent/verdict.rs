@@ -19,7 +19,9 @@
 //!    nothing behind it looks broken from this node.
 //!
 //! Otherwise `none`. A hop without a result yet counts as working, and so does a connect that
-//! failed with `policy_denied`: the NetworkPolicies deny it to the agent, as they should.
+//! failed with `policy_denied`: the NetworkPolicies deny it to the agent, as they should. A
+//! load-balancer hop whose result is `unknown` (the Ingress publishes no load balancer) blames
+//! nothing either: its `hopwatch_probes_total{result="unknown"}` series says why.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -225,9 +227,9 @@ impl Verdicts {
 }
 
 /// A failure that breaks a hop: any but `policy_denied`, which is what the cluster's
-/// NetworkPolicies ask for.
+/// NetworkPolicies ask for, and `unknown`, which judges nothing ([`Failure::breaks`]).
 fn broken(result: Result<(), Failure>) -> bool {
-    result.is_err_and(|f| f != Failure::PolicyDenied)
+    result.is_err_and(Failure::breaks)
 }
 
 /// The key of a target of `hop` with `id`.

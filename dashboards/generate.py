@@ -59,9 +59,10 @@ def part_ratio(metric: str, matchers: str, part: str, by: str = "") -> str:
     )
 
 
-# A connect the NetworkPolicies deny to the agent is neither a success nor a failure of the
-# hop (docs/METRICS.md): the probe ratios leave it out, as the SLO recording rules do.
-NOT_DENIED = 'result!="policy_denied"'
+# A connect the NetworkPolicies deny to the agent, and a load-balancer hop with nothing to
+# judge by (`unknown`), are neither a success nor a failure of the hop (docs/METRICS.md): the
+# probe ratios leave them out, as the SLO recording rules do.
+NOT_DENIED = 'result!~"policy_denied|unknown"'
 
 
 def success_ratio(matchers: str, by: str = "", metric: str = "hopwatch_probes_total") -> str:
@@ -287,8 +288,9 @@ def request_path():
                        defaults={"max": 1}), 12, 8)
     lay.add(timeseries("Failures by hop and reason", "Failed probes per second, by the closed "
                        "set of failure reasons (docs/METRICS.md); connects the NetworkPolicies "
-                       "deny to the agent (policy_denied) are not failures.",
-                       [target(f'sum by (hop, result) (rate(hopwatch_probes_total{{{AGENT}, result!~"success|policy_denied"}}[$__rate_interval]))',
+                       "deny to the agent (policy_denied) and load-balancer hops with no "
+                       "load balancer to judge (unknown) are not failures.",
+                       [target(f'sum by (hop, result) (rate(hopwatch_probes_total{{{AGENT}, result!~"success|policy_denied|unknown"}}[$__rate_interval]))',
                                "{{hop}}: {{result}}")], "ops"), 12, 8)
     lay.row("Edge: load balancer and Ingress")
     edge = f'{AGENT}, target=~"$namespace/.*"'

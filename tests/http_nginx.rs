@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hopwatch::probe::http::cli::{EXIT_FAILURE, EXIT_SUCCESS};
 use hopwatch::probe::http::{
-    self, CaBundle, CliArgs, HttpReport, HttpSpec, HttpUrl, Phase, Resolver, format_utc,
+    self, CaBundle, CliArgs, HttpReport, HttpSpec, HttpUrl, LbExpected, Phase, Resolver, format_utc,
 };
 use hopwatch::probe::{Detail, Failure};
 use nginx_support::pki::Leaf;
@@ -368,14 +368,28 @@ async fn the_outcome_carries_the_report_for_metrics() {
 async fn the_load_balancer_hop_checks_the_answer_then_connects() {
     let lab = Lab::start();
     let (port, lb) = (lab.https.port(), lab.https.ip());
-    let ok = http::loadbalancer("localhost", port, &[lb], &Resolver::System, deadline()).await;
+    let ok = http::loadbalancer(
+        "localhost",
+        port,
+        &LbExpected::addresses(&[lb]),
+        &Resolver::System,
+        deadline(),
+    )
+    .await;
     assert_eq!(ok.report.result, Ok(()), "{}", ok.render_text());
     assert_phases(&ok.report, &[Phase::Dns, Phase::Connect]);
     assert_eq!(ok.report.address, Some(lab.https));
     // The name points at a pod instead: a mismatch, while the load balancer itself answers.
     let pod: IpAddr = "10.244.1.5".parse().unwrap();
     let stale = Resolver::Static(vec![pod]);
-    let mismatch = http::loadbalancer("shop.example.test", port, &[lb], &stale, deadline()).await;
+    let mismatch = http::loadbalancer(
+        "shop.example.test",
+        port,
+        &LbExpected::addresses(&[lb]),
+        &stale,
+        deadline(),
+    )
+    .await;
     assert_eq!(mismatch.report.result, Err(Failure::DnsMismatch));
     assert_eq!(mismatch.report.failed_phase, Some(Phase::Dns));
     assert_phases(&mismatch.report, &[Phase::Dns, Phase::Connect]);
@@ -402,16 +416,23 @@ async fn the_load_balancer_hop_checks_the_answer_then_connects() {
     let refused = http::loadbalancer(
         "shop.example.test",
         closed.port(),
-        &[closed.ip()],
+        &LbExpected::addresses(&[closed.ip()]),
         &answer,
         deadline(),
     )
     .await;
     assert_eq!(refused.report.result, Err(Failure::Refused));
     assert_eq!(refused.report.failed_phase, Some(Phase::Connect));
-    // An Ingress without a load-balancer address cannot be probed.
-    let none = http::loadbalancer("localhost", port, &[], &Resolver::System, deadline()).await;
-    assert_eq!(none.report.result, Err(Failure::Config));
+    // An Ingress without a load-balancer address leaves nothing to judge.
+    let none = http::loadbalancer(
+        "localhost",
+        port,
+        &LbExpected::default(),
+        &Resolver::System,
+        deadline(),
+    )
+    .await;
+    assert_eq!(none.report.result, Err(Failure::Unknown));
 }
 
 fn cli_args(lab: &Lab, host: &str) -> CliArgs {

@@ -3,7 +3,9 @@
 //! changes its targets, and deleting it removes them with every series they had.
 //!
 //! The load balancer is an HTTP server on a loopback address of the test's own /24, on port
-//! 80 as a real one would be, so this test needs root (CI runs as root).
+//! 80 as a real one would be, so this test needs root (CI runs as root). Where the public
+//! names must resolve, a DNS server on port 53 of the same /24 answers for them: every probe
+//! stays on loopback.
 
 #[allow(
     unused_imports,
@@ -19,14 +21,16 @@ mod kube_support;
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use kube_support::{Agent, AgentOptions, Backend, Cluster, Net, probes};
+use kube_support::dns::DnsServer;
+use kube_support::{Agent, AgentOptions, Backend, Cluster, Net, probes, verdict_is};
+use support::prom::Exposition;
 
 const PROBE: Duration = Duration::from_secs(10);
 const STORE: Duration = Duration::from_secs(3);
@@ -145,5 +149,148 @@ fn ingresses_become_targets_follow_changes_and_leave_no_series_when_deleted() {
     assert!(
         probes(&e, "service", &web.target(), None) >= 1.0,
         "the Service hop goes on"
+    );
+}
+
+/// The test Ingress for `/` with `status` and `annotations` as given.
+fn ingress_with(status: Value, annotations: Value) -> Value {
+    let mut ing = ingress(&["/"], Ipv4Addr::UNSPECIFIED);
+    ing["status"] = status;
+    ing["metadata"]["annotations"] = annotations;
+    ing
+}
+
+fn lb_status(entries: Value) -> Value {
+    json!({"loadBalancer": {"ingress": entries}})
+}
+
+/// The public DNS of the test's /24, on port 53 of `.60`, as the agent's resolv.conf names it.
+fn public_dns(net: &Net) -> DnsServer {
+    DnsServer::start(&[SocketAddr::from((net.ip(60), 53))])
+}
+
+/// An agent probing the edge every second, resolving public names with `dns`.
+fn edge_agent(cluster: &Cluster, net: &Net) -> Agent {
+    let options = AgentOptions {
+        kubernetes: KUBERNETES.to_string(),
+        public_nameserver: Some(net.ip(60)),
+        ..AgentOptions::default()
+    };
+    Agent::start(cluster, &options)
+}
+
+/// Load-balancer probes of the test host with `result` since `before` (a previous count).
+fn more(e: &Exposition, result: &str, before: f64) -> bool {
+    probes(e, "loadbalancer", HOST, Some(result)) > before
+}
+
+#[test]
+fn a_load_balancer_published_by_hostname_is_resolved_and_compared() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let lb_ip = net.ip(80);
+    let _lb = LoadBalancer::start(lb_ip);
+    let dns = public_dns(&net);
+    dns.set("lb-1.elb.example.test.", &[lb_ip]);
+    dns.set("shop.example.test.", &[lb_ip]);
+    let mut objects = web.objects();
+    let status = lb_status(json!([{"hostname": "lb-1.elb.example.test"}]));
+    objects.push(ingress_with(status, json!({})));
+    let cluster = Cluster::start(net, objects);
+    let mut agent = edge_agent(&cluster, &net);
+
+    // The status names the load balancer only by hostname: resolved, it is the address the
+    // public name has, and it accepts the connection.
+    let e = agent.wait_for(PROBE, "probe the load balancer by its hostname", |e| {
+        more(e, "success", 0.0) && verdict_is(e, "shop", "web", "none")
+    });
+    assert_eq!(probes(&e, "loadbalancer", HOST, Some("config_error")), 0.0);
+    assert_eq!(probes(&e, "loadbalancer", HOST, Some("dns_mismatch")), 0.0);
+    // No status IP to dial: the Ingress hop resolves the public name, which leads there too.
+    agent.wait_for(PROBE, "request the path through the public name", |e| {
+        probes(e, "ingress", ROOT, Some("success")) >= 1.0
+    });
+
+    // The public name moves elsewhere: the comparison sees it.
+    dns.set("shop.example.test.", &[net.ip(81)]);
+    agent.wait_for(PROBE, "see the public name miss the load balancer", |e| {
+        more(e, "dns_mismatch", 0.0) && verdict_is(e, "shop", "web", "loadbalancer")
+    });
+}
+
+#[test]
+fn a_cdn_in_front_is_expected_by_annotation_and_no_status_is_unknown() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let (lb_ip, cdn_ip) = (net.ip(80), net.ip(82));
+    let _lb = LoadBalancer::start(lb_ip);
+    let cdn = LoadBalancer::start(cdn_ip);
+    let dns = public_dns(&net);
+    dns.set("shop.example.test.", &[cdn_ip]);
+    dns.set("edge-7.cdn.example.test.", &[cdn_ip]);
+    let status = lb_status(json!([{"ip": lb_ip.to_string()}]));
+    let mut objects = web.objects();
+    objects.push(ingress_with(status.clone(), json!({})));
+    let cluster = Cluster::start(net, objects);
+    let mut agent = edge_agent(&cluster, &net);
+
+    // Without the annotation the CDN answer is not the load balancer.
+    agent.wait_for(PROBE, "see the CDN answer as a mismatch", |e| {
+        more(e, "dns_mismatch", 0.0) && verdict_is(e, "shop", "web", "loadbalancer")
+    });
+
+    // The annotation names the CDN: the answer is what is expected, and the CDN is connected.
+    let cdn_names =
+        json!({"hopwatch.io/expected-addresses": "198.51.100.7, edge-7.cdn.example.test"});
+    cluster
+        .fake
+        .replace(PATH, &ingress_with(status.clone(), cdn_names));
+    let before = probes(&agent.scrape(), "loadbalancer", HOST, Some("success"));
+    let e = agent.wait_for(PROBE, "accept the CDN by annotation", |e| {
+        more(e, "success", before) && verdict_is(e, "shop", "web", "none")
+    });
+    let mismatches = probes(&e, "loadbalancer", HOST, Some("dns_mismatch"));
+    std::thread::sleep(Duration::from_secs(2));
+    let e = agent.scrape();
+    assert_eq!(
+        probes(&e, "loadbalancer", HOST, Some("dns_mismatch")),
+        mismatches,
+        "no mismatch while the public name resolves to the annotated CDN"
+    );
+    assert!(
+        cdn.requests.load(Ordering::Relaxed) == 0,
+        "the hop connects, it sends no request"
+    );
+    assert_eq!(e.value("hopwatch_invalid_annotations", &[]), 0.0);
+
+    // A value that does not parse is counted, and leaves the hop unknown, not broken.
+    let bad = json!({"hopwatch.io/expected-addresses": "198.51.100.7; cdn"});
+    cluster.fake.replace(PATH, &ingress_with(status, bad));
+    agent.wait_for(PROBE, "count the bad annotation", |e| {
+        e.value("hopwatch_invalid_annotations", &[]) == 1.0 && more(e, "unknown", 0.0)
+    });
+
+    // No status at all, no annotation: unknown, and the verdict blames nothing. The status
+    // is a subresource, replaced on its own as the Ingress controller would.
+    let bare = ingress_with(json!({}), json!({}));
+    cluster.fake.replace(PATH, &bare);
+    cluster.fake.replace(&format!("{PATH}/status"), &bare);
+    let e = agent.wait_for(PROBE, "judge the hop unknown", |e| {
+        e.value("hopwatch_invalid_annotations", &[]) == 0.0
+            && more(e, "unknown", 0.0)
+            && verdict_is(e, "shop", "web", "none")
+    });
+    let unknown = probes(&e, "loadbalancer", HOST, Some("unknown"));
+    let e = agent.wait_for(PROBE, "keep judging it unknown", |e| {
+        more(e, "unknown", unknown)
+    });
+    assert!(verdict_is(&e, "shop", "web", "none"));
+    let log = agent.log();
+    assert!(
+        log.contains(
+            "Ingress shop/front: annotation hopwatch.io/expected-addresses: `198.51.100.7; cdn` \
+             is neither an IP address nor a DNS name"
+        ),
+        "{log}"
     );
 }

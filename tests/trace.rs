@@ -779,3 +779,43 @@ fn a_bad_from_is_a_usage_error_naming_it() {
         assert!(out.is_empty(), "{out}");
     }
 }
+
+#[test]
+fn the_expected_addresses_annotation_replaces_the_status_as_in_the_agent() {
+    let scene = Scene::start(&Spec::default());
+    let url = scene.url(nginx_support::OK, "/api");
+    let path = "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/front";
+    let run = || trace_json(scene.args(&url, scene.fake.kubeconfig()));
+    let annotate = |value: &str| {
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            "hopwatch.io/expected-addresses": value
+        }}});
+        scene.fake.patch(path, &patch);
+    };
+    // The status names another load balancer (on loopback): the answer 127.0.0.1 is not it.
+    let status =
+        serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}}});
+    scene.fake.patch(&format!("{path}/status"), &status);
+    let (code, trace) = run();
+    assert_eq!(code, 1, "{trace:#}");
+    assert_eq!(trace["verdict"]["cause"], "dns_not_load_balancer");
+
+    // A CDN in front answers 127.0.0.1, and the annotation says so: the path is green, and
+    // the load balancer hop connects to the answer.
+    annotate("198.51.100.7, 127.0.0.1");
+    let (code, trace) = run();
+    assert_eq!(code, 0, "{trace:#}");
+    assert_eq!(hop(&trace, "loadbalancer")["data"]["source"], "DNS answer");
+
+    // A value that does not parse is named on the DNS hop, and nothing is compared.
+    annotate("127.0.0.1; cdn");
+    let (code, trace) = run();
+    assert_eq!(code, 0, "{trace:#}");
+    let facts = hop(&trace, "dns")["facts"].to_string();
+    assert!(
+        facts.contains(
+            "Ingress shop/front: annotation hopwatch.io/expected-addresses: `127.0.0.1; cdn` is neither an IP address nor a DNS name"
+        ),
+        "{facts}"
+    );
+}

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
+use super::expected::{self, EXPECTED_ANNOTATION, Expected};
 use super::model::ObjKey;
 
 /// A Service port an Ingress path routes to.
@@ -38,7 +39,37 @@ pub struct IngressInfo {
     pub tls_hosts: BTreeSet<String>,
     /// `status.loadBalancer.ingress[].ip`.
     pub load_balancer: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].hostname`, absolute (AWS ELB/NLB and others publish a
+    /// name rather than an IP).
+    pub load_balancer_names: Vec<String>,
+    /// The [`EXPECTED_ANNOTATION`], parsed; the error names the Ingress and the annotation.
+    pub expected_annotation: Option<Result<Expected, String>>,
     pub probe_annotation: Option<String>,
+}
+
+impl IngressInfo {
+    /// What the public names must resolve to: the annotation's list when there is one, else
+    /// the load balancer of the status. Empty when neither says (no status yet, or an
+    /// annotation that does not parse): the load-balancer hop is then `unknown`.
+    pub fn expected(&self) -> Expected {
+        match &self.expected_annotation {
+            Some(Ok(listed)) => listed.clone(),
+            Some(Err(_)) => Expected::default(),
+            None => Expected {
+                addresses: self.load_balancer.clone(),
+                names: self.load_balancer_names.clone(),
+            },
+        }
+    }
+
+    /// The annotation's error, if its value does not parse.
+    pub fn annotation_error(&self) -> Option<&str> {
+        self.expected_annotation
+            .as_ref()?
+            .as_ref()
+            .err()
+            .map(String::as_str)
+    }
 }
 
 /// Projects an Ingress; `None` for one without a name or namespace.
@@ -76,28 +107,46 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
         .flat_map(|t| t.hosts.iter().flatten())
         .map(|h| h.to_ascii_lowercase())
         .collect();
-    let load_balancer = ing
+    let status: Vec<_> = ing
         .status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
         .collect();
+    let annotations = ing.metadata.annotations.as_ref();
+    let expected_annotation = expected_annotation(ing, &key);
     Some(IngressInfo {
-        key,
         class: spec.and_then(|s| s.ingress_class_name.clone()),
         paths,
         tls_hosts,
-        load_balancer,
-        probe_annotation: ing
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(annotation))
-            .cloned(),
+        load_balancer: status
+            .iter()
+            .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            .collect(),
+        load_balancer_names: status
+            .iter()
+            .filter_map(|i| expected::absolute_name(i.hostname.as_deref()?))
+            .collect(),
+        expected_annotation,
+        probe_annotation: annotations.and_then(|a| a.get(annotation)).cloned(),
+        key,
     })
+}
+
+/// The Ingress's [`EXPECTED_ANNOTATION`], parsed; the error names the Ingress (`key`) and the
+/// annotation. The agent and `trace` both read it through here.
+pub fn expected_annotation(ing: &Ingress, key: &ObjKey) -> Option<Result<Expected, String>> {
+    let value = ing
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(EXPECTED_ANNOTATION)?;
+    Some(
+        expected::parse(value)
+            .map_err(|err| format!("Ingress {key}: annotation {EXPECTED_ANNOTATION}: {err}")),
+    )
 }
 
 /// A host behind a load balancer: resolve it, check the answer, connect.
@@ -107,7 +156,8 @@ pub struct LoadBalancerTarget {
     pub id: String,
     pub host: String,
     pub port: u16,
-    pub addresses: Vec<IpAddr>,
+    /// What the host must resolve to ([`IngressInfo::expected`]); empty when nothing says.
+    pub expected: Expected,
     pub backends: Vec<ObjKey>,
 }
 
@@ -135,6 +185,7 @@ fn probeable_path(path: &str) -> bool {
 pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget>) {
     let mut hosts: Vec<LoadBalancerTarget> = Vec::new();
     let mut requests = Vec::new();
+    let expected = ing.expected();
     for p in ing
         .paths
         .iter()
@@ -158,7 +209,7 @@ pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget
                 id,
                 host: p.host.clone(),
                 port: if tls { 443 } else { 80 },
-                addresses: ing.load_balancer.clone(),
+                expected: expected.clone(),
                 backends: backend.into_iter().collect(),
             }),
         }
@@ -213,7 +264,115 @@ mod tests {
             info.load_balancer,
             vec!["203.0.113.10".parse::<IpAddr>().unwrap()]
         );
+        assert_eq!(
+            info.load_balancer_names,
+            vec!["lb.example.net.".to_string()]
+        );
         assert_eq!(info.probe_annotation.as_deref(), Some("true"));
+        assert_eq!(info.expected_annotation, None);
+    }
+
+    /// The test Ingress with `status` and `annotations` replaced.
+    fn with(status: serde_json::Value, annotations: serde_json::Value) -> IngressInfo {
+        let mut json = serde_json::to_value(ingress()).unwrap();
+        json["status"] = status;
+        json["metadata"]["annotations"] = annotations;
+        project(&serde_json::from_value(json).unwrap(), "hopwatch.io/probe").unwrap()
+    }
+
+    fn lb(entries: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"loadBalancer": {"ingress": entries}})
+    }
+
+    fn expected_of(info: &IngressInfo) -> Vec<Expected> {
+        targets(info).0.into_iter().map(|h| h.expected).collect()
+    }
+
+    #[test]
+    fn a_hostname_only_status_expects_the_name() {
+        let elb = "a1b2-123.eu-west-1.elb.amazonaws.com";
+        let info = with(
+            lb(serde_json::json!([{"hostname": elb}])),
+            serde_json::json!({}),
+        );
+        assert!(info.load_balancer.is_empty());
+        let want = Expected {
+            addresses: Vec::new(),
+            names: vec![format!("{elb}.")],
+        };
+        assert_eq!(expected_of(&info), [want.clone(), want]);
+        let (_, requests) = targets(&info);
+        assert_eq!(
+            requests[0].dial, None,
+            "the Ingress hop resolves the public name"
+        );
+    }
+
+    #[test]
+    fn a_mixed_status_expects_both() {
+        let entries = serde_json::json!([{"ip": "203.0.113.10"}, {"hostname": "LB.example.net"}]);
+        let info = with(lb(entries), serde_json::json!({}));
+        assert_eq!(
+            info.expected(),
+            Expected {
+                addresses: vec!["203.0.113.10".parse().unwrap()],
+                names: vec!["lb.example.net.".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn no_status_expects_nothing_and_the_hosts_are_still_targets() {
+        for status in [
+            serde_json::json!(null),
+            serde_json::json!({}),
+            lb(serde_json::json!([])),
+        ] {
+            let info = with(status.clone(), serde_json::json!({}));
+            assert!(info.expected().is_empty(), "{status}");
+            assert_eq!(expected_of(&info).len(), 2, "{status}");
+            assert!(
+                expected_of(&info).iter().all(Expected::is_empty),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_annotation_replaces_the_status() {
+        let annotations = serde_json::json!({EXPECTED_ANNOTATION: "198.51.100.7, cdn.example.net"});
+        let info = with(lb(serde_json::json!([{"ip": "203.0.113.10"}])), annotations);
+        assert_eq!(info.annotation_error(), None);
+        assert_eq!(
+            info.expected(),
+            Expected {
+                addresses: vec!["198.51.100.7".parse().unwrap()],
+                names: vec!["cdn.example.net.".into()],
+            }
+        );
+        let (_, requests) = targets(&info);
+        assert_eq!(
+            requests[0].dial,
+            Some("203.0.113.10".parse().unwrap()),
+            "the Ingress hop still dials the load balancer"
+        );
+    }
+
+    #[test]
+    fn a_bad_annotation_names_the_ingress_and_expects_nothing() {
+        let annotations = serde_json::json!({EXPECTED_ANNOTATION: "198.51.100.7; cdn"});
+        let info = with(lb(serde_json::json!([{"ip": "203.0.113.10"}])), annotations);
+        assert_eq!(
+            info.annotation_error(),
+            Some(
+                "Ingress shop/front: annotation hopwatch.io/expected-addresses: `198.51.100.7; cdn` \
+                 is neither an IP address nor a DNS name such as cdn.example.com"
+            )
+        );
+        assert!(
+            info.expected().is_empty(),
+            "the hop is unknown, not a mismatch"
+        );
     }
 
     #[test]

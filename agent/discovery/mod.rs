@@ -1,6 +1,7 @@
 //! Kubernetes discovery: watchers keep compact stores of Services, EndpointSlices and Nodes;
 //! a pure function turns the stores into this node's targets and readiness.
 
+pub mod expected;
 pub mod ingress;
 pub mod model;
 pub mod netpol;

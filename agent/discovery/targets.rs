@@ -116,6 +116,8 @@ pub struct Derived {
     pub headless: Vec<Headless>,
     pub load_balancers: Vec<LoadBalancerTarget>,
     pub ingresses: Vec<IngressTarget>,
+    /// Why a selected Ingress's annotation was not understood, one message each.
+    pub invalid: Vec<String>,
 }
 
 /// Derives this node's targets and the readiness of every selected Service.
@@ -165,6 +167,9 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
             && scope::class_selected(&settings.ingress_classes, ing.class.as_deref())
         {
             let (hosts, requests) = ingress::targets(ing);
+            derived
+                .invalid
+                .extend(ing.annotation_error().map(str::to_string));
             derived.load_balancers.extend(hosts);
             derived.ingresses.extend(requests);
         }

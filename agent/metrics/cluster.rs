@@ -36,6 +36,7 @@ pub struct ClusterMetrics {
     synced: IntGaugeVec,
     policy_denied: IntGaugeVec,
     unenforced: IntGaugeVec,
+    invalid_annotations: IntGaugeVec,
     /// Transitions already added to the counter, per Service.
     exported: Mutex<HashMap<ObjKey, u64>>,
 }
@@ -93,9 +94,17 @@ impl ClusterMetrics {
                 "1 when this node's last connect to a target the NetworkPolicy denies to the agent succeeded: the CNI does not enforce it.",
                 &["namespace", "policy"],
             ),
+            invalid_annotations: r.int_gauges(
+                "hopwatch_invalid_annotations",
+                "Selected Ingresses whose hopwatch.io/expected-addresses value this agent could not parse (the log says why); their load-balancer hop is unknown.",
+                &[],
+            ),
             exported: Mutex::new(HashMap::new()),
         };
         m.client_errors.with_label_values::<&str>(&[]);
+        m.invalid_annotations
+            .with_label_values(&[] as &[&str])
+            .set(0);
         for resource in RESOURCES {
             m.watch_restarts.with_label_values(&[resource]);
             m.synced.with_label_values(&[resource]).set(0);
@@ -190,6 +199,13 @@ impl ClusterMetrics {
                 .with_label_values(&[&policy.namespace, &policy.name])
                 .set(i64::from(*unenforced));
         }
+    }
+
+    /// How many selected Ingresses carry an annotation value that does not parse.
+    pub fn set_invalid_annotations(&self, n: usize) {
+        self.invalid_annotations
+            .with_label_values(&[] as &[&str])
+            .set(n as i64);
     }
 
     /// A watch failed and will be retried.

@@ -850,7 +850,8 @@ mod tests {
             | Failure::TlsHandshake
             | Failure::HttpStatus
             | Failure::HttpError
-            | Failure::PolicyDenied => failure.as_str(),
+            | Failure::PolicyDenied
+            | Failure::Unknown => failure.as_str(),
         }
     }
 
@@ -1010,6 +1011,9 @@ hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NOERROR",server="resol
 hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
 hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
 hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
+# HELP hopwatch_invalid_annotations Selected Ingresses whose hopwatch.io/expected-addresses value this agent could not parse (the log says why); their load-balancer hop is unknown.
+# TYPE hopwatch_invalid_annotations gauge
+hopwatch_invalid_annotations 0
 # HELP hopwatch_kube_client_errors_total Failed attempts to build the Kubernetes client (kubeconfig or in-cluster config); each is tried again with backoff.
 # TYPE hopwatch_kube_client_errors_total counter
 hopwatch_kube_client_errors_total 0

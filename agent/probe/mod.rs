@@ -110,11 +110,15 @@ pub enum Failure {
     /// expected result, left out of SLO ratios and verdicts. Never produced by a probe; the
     /// agent names a failed connect so when the policies say it must fail (`crate::policy`).
     PolicyDenied,
+    /// The hop cannot be judged: nothing says what it should find (an Ingress with no
+    /// load-balancer status and no expected-addresses annotation). Not a failure: left out of
+    /// SLO ratios and verdicts, as `policy_denied` is.
+    Unknown,
 }
 
 impl Failure {
     /// Every reason, for documentation checks and dashboards.
-    pub const ALL: [Failure; 20] = [
+    pub const ALL: [Failure; 21] = [
         Failure::Timeout,
         Failure::Nxdomain,
         Failure::Nodata,
@@ -135,6 +139,7 @@ impl Failure {
         Failure::HttpStatus,
         Failure::HttpError,
         Failure::PolicyDenied,
+        Failure::Unknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,7 +164,17 @@ impl Failure {
             Failure::HttpStatus => "http_status",
             Failure::HttpError => "http_error",
             Failure::PolicyDenied => "policy_denied",
+            Failure::Unknown => "unknown",
         }
+    }
+}
+
+impl Failure {
+    /// Whether the result says something is broken: every failure but `policy_denied` (what
+    /// the NetworkPolicies ask for) and `unknown` (nothing to judge by). The verdict and the
+    /// SLO ratios count only these.
+    pub fn breaks(self) -> bool {
+        !matches!(self, Failure::PolicyDenied | Failure::Unknown)
     }
 }
 

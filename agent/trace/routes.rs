@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::api::ApiError;
 use super::ingress_match::{self, Routing, Rule, Semantics};
-use crate::discovery::ingress::BackendPort;
+use crate::discovery::expected::Expected;
+use crate::discovery::ingress::{self, BackendPort};
 use crate::discovery::model::ObjKey;
 
 /// The parts of an Ingress the edge hops report on.
@@ -20,6 +21,9 @@ pub struct IngressView {
     pub lb_ips: Vec<IpAddr>,
     /// `status.loadBalancer.ingress[].hostname` (cloud load balancers named by DNS).
     pub lb_hostnames: Vec<String>,
+    /// `hopwatch.io/expected-addresses`, parsed: what the host resolves to when a CDN or WAF
+    /// stands in front of the load balancer. The error names the Ingress and the annotation.
+    pub expected_annotation: Option<Result<Expected, String>>,
     /// `spec.tls`: the hosts of each entry and its Secret.
     pub tls: Vec<(Vec<String>, Option<String>)>,
 }
@@ -46,11 +50,13 @@ impl IngressView {
                 )
             })
             .collect();
+        let key = ObjKey::new(
+            ing.metadata.namespace.as_deref().unwrap_or_default(),
+            ing.metadata.name.as_deref().unwrap_or_default(),
+        );
         IngressView {
-            key: ObjKey::new(
-                ing.metadata.namespace.as_deref().unwrap_or_default(),
-                ing.metadata.name.as_deref().unwrap_or_default(),
-            ),
+            expected_annotation: ingress::expected_annotation(ing, &key),
+            key,
             lb_ips: entries
                 .iter()
                 .filter_map(|e| e.ip.as_deref()?.parse().ok())

@@ -264,7 +264,7 @@ async fn url_walk(
     let routes = Routes::new(listed, &url.host, &url.path, opts.semantics);
     let claimed = routes.claiming(&url.host).cloned();
     let expected = load_balancer_ips(claimed.as_ref(), env).await;
-    let (dns_hop, answers) = match url.ip() {
+    let (mut dns_hop, answers) = match url.ip() {
         Some(ip) => (
             Hop::new(HopName::Dns).ok("the URL names an address: nothing to resolve"),
             vec![ip],
@@ -281,6 +281,9 @@ async fn url_walk(
             .await
         }
     };
+    if let Some(Some(Err(bad))) = claimed.as_ref().map(|c| &c.expected_annotation) {
+        dns_hop = dns_hop.fact(format!("{bad}: the answer is not compared"));
+    }
     let address = edge::lb_address(connect_to, &answers, &expected, url.port);
     let lb_hop = edge::loadbalancer(address, claimed.as_ref(), env.timeout).await;
     let exchange = match (lb_hop.status, address) {
@@ -317,9 +320,18 @@ async fn load_balancer_ips(claimed: Option<&IngressView>, env: &Env) -> Vec<IpAd
     let Some(ing) = claimed else {
         return Vec::new();
     };
-    let mut ips = ing.lb_ips.clone();
-    for name in &ing.lb_hostnames {
-        let report = edge::lookup(&format!("{name}."), &env.lookup, env.timeout).await;
+    // As the agent's load-balancer hop: the annotation's list when there is one (a CDN or WAF
+    // in front), nothing to compare with when it does not parse, else the status.
+    let (mut ips, names) = match &ing.expected_annotation {
+        Some(Ok(listed)) => (listed.addresses.clone(), listed.names.clone()),
+        Some(Err(_)) => return Vec::new(),
+        None => {
+            let names = ing.lb_hostnames.iter().map(|n| format!("{n}.")).collect();
+            (ing.lb_ips.clone(), names)
+        }
+    };
+    for name in &names {
+        let report = edge::lookup(name, &env.lookup, env.timeout).await;
         for ip in report.addresses {
             if !ips.contains(&ip) {
                 ips.push(ip);

@@ -24,6 +24,9 @@ pub struct AgentOptions {
     pub kubernetes: String,
     /// `kubernetes.connect.service_histogram`.
     pub service_histogram: bool,
+    /// The nameserver of the resolv.conf the edge hops resolve public names with; `None`
+    /// keeps the cluster's, whose nameserver answers nothing.
+    pub public_nameserver: Option<Ipv4Addr>,
 }
 
 impl Default for AgentOptions {
@@ -34,6 +37,7 @@ impl Default for AgentOptions {
             services: None,
             kubernetes: String::new(),
             service_histogram: true,
+            public_nameserver: None,
         }
     }
 }
@@ -50,7 +54,7 @@ impl Agent {
     pub fn start(cluster: &Cluster, options: &AgentOptions) -> Agent {
         let dir = TempDir::new(&format!("agent-{}", options.node));
         let listen = free_addr(cluster.agent_ip());
-        let config = config(cluster, listen, options);
+        let config = config(cluster, listen, options, &dir);
         let path = dir.file("config.yaml", &config);
         let mut command = Command::new(BIN);
         command
@@ -77,11 +81,22 @@ impl Agent {
         let applied =
             |e: &Exposition| e.value("hopwatch_config_reloads_total", &[("result", "success")]);
         let before = applied(&self.scrape());
-        self.dir
-            .file("config.yaml", &config(cluster, self.listen, options));
+        self.dir.file(
+            "config.yaml",
+            &config(cluster, self.listen, options, &self.dir),
+        );
         self.wait_for(Duration::from_secs(10), "apply the new config", |e| {
             applied(e) > before
         });
+    }
+
+    /// What the agent logged so far.
+    #[allow(
+        dead_code,
+        reason = "tests/kube_ingress.rs reads it, tests/kube_discovery.rs not"
+    )]
+    pub fn log(&self) -> String {
+        self.process.log()
     }
 
     /// The status of `GET /readyz`.
@@ -159,7 +174,14 @@ fn free_addr(ip: Ipv4Addr) -> SocketAddr {
         .unwrap_or_else(|e| panic!("cannot bind {ip}: {e}"))
 }
 
-fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions) -> String {
+fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions, dir: &TempDir) -> String {
+    let resolv = match options.public_nameserver {
+        Some(ip) => dir.file(
+            "resolv.conf",
+            &super::RESOLV_CONF.replace("nameserver 127.0.0.1", &format!("nameserver {ip}")),
+        ),
+        None => cluster.resolv_conf.clone(),
+    };
     let services = options
         .services
         .as_ref()
@@ -182,7 +204,7 @@ fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions) -> Stri
         kubeconfig = cluster.fake.kubeconfig().display(),
         k = options.pod_probe_nodes,
         timed = options.service_histogram,
-        resolv = cluster.resolv_conf.display(),
+        resolv = resolv.display(),
     )
 }
 

@@ -36,7 +36,8 @@ use objects::{Service, Slice};
 pub const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
 /// The pod resolv.conf kubelet writes for a pod in namespace `shop`. Its nameserver is never
-/// used: the cluster lookups go to the kube-dns ClusterIP and replicas.
+/// used by the cluster lookups, which go to the kube-dns ClusterIP and replicas; the edge hops
+/// resolve public names with it (see [`AgentOptions::public_nameserver`]).
 const RESOLV_CONF: &str = "nameserver 127.0.0.1\n\
      search shop.svc.cluster.local svc.cluster.local cluster.local\n\
      options ndots:5 attempts:1 timeout:1\n";

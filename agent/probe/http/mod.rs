@@ -52,7 +52,7 @@ use super::{Detail, Failure, Outcome, TargetKey};
 use crate::config::Schedule;
 
 pub use cli::{CliArgs, CliError, cli};
-pub use loadbalancer::{LbReport, loadbalancer};
+pub use loadbalancer::{LbExpected, LbReport, loadbalancer};
 pub use report::format_utc;
 pub use resolve::{Resolver, classify_gai};
 pub use tls::{CaBundle, CaError, TlsInfo};
@@ -335,8 +335,8 @@ pub struct LbTarget {
     pub key: TargetKey,
     pub host: String,
     pub port: u16,
-    /// The load balancer addresses the host must resolve to.
-    pub expected: Vec<IpAddr>,
+    /// What the host must resolve to: the load balancer, or the CDN in front of it.
+    pub expected: LbExpected,
     pub resolver: Resolver,
     pub schedule: Schedule,
 }
