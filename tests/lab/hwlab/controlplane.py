@@ -25,7 +25,7 @@ import time
 from . import netns
 from . import plan as P
 from .netns import LabError
-from .state import stop_procs
+from .state import stop_procs, write_atomic
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -68,9 +68,7 @@ def kubeconfig(path, server, ca, cert=None, key=None, token=None):
               "users": [{"name": "lab", "user": user}],
               "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
               "current-context": "lab"}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=1)  # JSON is YAML: kubectl, kube-rs and client-go read it
+    write_atomic(path, json.dumps(config, indent=1))  # JSON is YAML: kubectl, kube-rs and client-go read it
     return path
 
 
@@ -218,8 +216,7 @@ class ControlPlane:
             "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
             "iptables": {"minSyncPeriod": "0s", "syncPeriod": "30s"},
         }
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=1)
+        write_atomic(path, json.dumps(config, indent=1))
         name = self.kube_proxy_name(n)
         self.lab.start(name, self.plan.node_netns(n), [self.bin("kube-proxy"), f"--config={path}", "--v=1"])
 

@@ -62,7 +62,7 @@ NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
 NAMES = ["no-endpoints", "controller-down", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
          "rbac", "netpol", "netpol-dns", "netpol-agents", "cni-off", "config", "selector", "target-port"]
-NETPOL_CHAIN = "HWL-NETPOL"
+DNS_BLOCK_CHAIN = "HWL-DNSBLOCK"
 
 
 def need(args, *fields):
@@ -305,13 +305,13 @@ class Faults(OpsFaults, NetpolFaults):
 
     def fault_dns_block(self, args):
         n = self.node(args)
-        netns.install_forward_chain(self.lab.plan.node_netns(n), NETPOL_CHAIN, [
+        netns.install_forward_chain(self.lab.plan.node_netns(n), DNS_BLOCK_CHAIN, [
             ["-s", P.node_cidr(n), "-p", proto, "--dport", "53", "-j", "DROP"] for proto in ("udp", "tcp")])
         self.record("dns-block", args)
         return {"node": args.node}
 
     def heal_dns_block(self, args):
-        netns.remove_forward_chain(self.lab.plan.node_netns(self.node(args)), NETPOL_CHAIN)
+        netns.remove_forward_chain(self.lab.plan.node_netns(self.node(args)), DNS_BLOCK_CHAIN)
         self.forget("dns-block", args)
         return {"node": args.node}
 

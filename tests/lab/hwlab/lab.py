@@ -25,7 +25,7 @@ from .kubeapi import API_PORT, Api
 from .kuberouter import Enforcer
 from .netns import LabError
 from .pki import Pki
-from .state import PREFIX, alive, reap, stop_procs
+from .state import PREFIX, alive, reap, stop_procs, write_atomic
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -113,11 +113,9 @@ class Lab:
         netns.ip(name, "link", "set", "lo", "up")
 
     def write_file(self, path, text, outside=False):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         if outside:
             self.st.add_file(path)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_atomic(path, text)
 
     # ---------------------------------------------------------------- network
 

@@ -34,7 +34,7 @@ import sys
 from . import netns, prom
 from . import plan as P
 from .netns import LabError
-from .state import stop_procs
+from .state import stop_procs, write_atomic
 
 LOSS_CHAIN = "HWL-DNSLOSS"
 STALE_LB = "10.250.0.99"
@@ -222,8 +222,7 @@ class OpsFaults:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         if TYPO not in text:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text + TYPO)
+            write_atomic(path, text + TYPO)
         self.record("config", args)
         return {"node": args.node, "config": path}
 

@@ -12,6 +12,7 @@ import os
 
 from . import timescale
 from .netns import LabError, run
+from .state import write_atomic
 
 PORT = 9090
 
@@ -96,9 +97,7 @@ def config(st, rules):
 def write_targets(st, lab):
     """agents.json, which Prometheus re-reads every 5 s (atomically replaced)."""
     path = st.file("prometheus", "agents.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(targets(lab, st.data.get("agents_gone") or []), f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, json.dumps(targets(lab, st.data.get("agents_gone") or []), indent=1))
 
 
 def write(st, lab, rules):
@@ -106,8 +105,7 @@ def write(st, lab, rules):
     os.makedirs(os.path.join(d, "data"), exist_ok=True)
     write_targets(st, lab)
     path = os.path.join(d, "prometheus.yml")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(config(st, rules))
+    write_atomic(path, config(st, rules))
     return path
 
 

@@ -25,6 +25,17 @@ def run_dir():
     return os.path.abspath(os.environ.get("HOPWATCH_LAB_DIR") or DEFAULT_DIR)
 
 
+
+def write_atomic(path, text):
+    """Writes `text` to `path` through a temporary file in the same directory and a rename:
+    a process reading `path` (an agent starting or reloading, Prometheus, kube-proxy) sees the
+    old file or the new one, never half of one."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
 class State:
     """state.json of one run directory; every change is written at once (atomically)."""
 
@@ -40,11 +51,7 @@ class State:
         return os.path.exists(self.path)
 
     def save(self):
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
     def file(self, *parts):
         return os.path.join(self.dir, *parts)
