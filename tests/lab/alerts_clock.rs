@@ -9,7 +9,8 @@
 //! test checks that each expression, fed by the agents' real metrics, catches its fault.
 //!
 //! First a quiet phase: the healthy lab, with NetworkPolicies kube-router enforces (the seed's
-//! deny-all in `shop` and a policy denying the agents alone), raises no alert at all. Then
+//! deny-all in `shop` and a policy denying the agents alone) and an Ingress without
+//! load-balancer status, raises no alert at all. Then
 //! three phases, each a set of faults that do not hide one another, then healed or kept:
 //! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
 //!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
@@ -167,9 +168,11 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     let started = Instant::now();
     let lab = Lab::up_with(&["--time-scale", SCALE]);
     eventually("healthy", WAIT, || all_healthy(&lab));
-    // Denials the policies make on purpose are not outages: they page nothing.
+    // Denials the policies make on purpose are not outages, nor is a load balancer whose
+    // Ingress has no status yet: they page nothing.
     lab.fault(&["netpol"]);
     lab.fault(&["netpol-agents"]);
+    lab.fault(&["lb-unpublished"]);
     // 30 s here is 15 minutes of the rules' time: long enough for any `for:` but the hour ones.
     std::thread::sleep(Duration::from_secs(30));
     let quiet = lab.prom_alerts().unwrap_or_else(|e| panic!("{e}"));
@@ -185,6 +188,14 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
         !denied.is_empty(),
         "no policy_denied probe reached Prometheus: the quiet phase proved nothing"
     );
+    let unknown = lab
+        .prom_query(r#"sum(hopwatch_probes_total{hop="loadbalancer", result="unknown"})"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !unknown.is_empty(),
+        "no unknown load-balancer probe reached Prometheus: the quiet phase proved nothing"
+    );
+    lab.heal(&["lb-unpublished"]);
     lab.heal(&["netpol-agents"]);
     lab.heal(&["netpol"]);
     let mut fired = BTreeSet::new();

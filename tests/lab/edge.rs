@@ -1,5 +1,6 @@
-//! Scenarios of the edge: the Ingress presenting an expired or wrong-host certificate, and an
-//! Ingress whose backend Service has no endpoints.
+//! Scenarios of the edge: the Ingress presenting an expired or wrong-host certificate, an
+//! Ingress whose backend Service has no endpoints, and the load balancer published by DNS
+//! name, not published at all, and behind a CDN.
 
 use crate::harness::{Lab, NODES, eventually};
 use crate::{WAIT, all_healthy, probes, verdict_is, wait_increase};
@@ -79,4 +80,68 @@ fn ingress_backend_without_endpoints_answers_503_and_points_at_endpoints() {
     verdict_is(&lab, &NODES, ("shop", "web"), "none").unwrap_or_else(|e| panic!("{e}"));
     lab.heal(&["no-endpoints", "--service", "shop/api"]);
     eventually("recovered", WAIT, || all_healthy(&lab));
+}
+
+const LB_TARGETS: [&str; 2] = ["shop/front/shop.example.com", "shop/front/api.example.com"];
+
+/// Waits until every node's load-balancer probes of both hosts have `result` twice more.
+fn wait_lb(lab: &Lab, result: &str) {
+    for target in LB_TARGETS {
+        wait_increase(lab, &NODES, result, 2.0, |e| {
+            probes(e, "loadbalancer", target, result)
+        });
+    }
+}
+
+/// Load balancers as clouds publish them: by DNS name (AWS), not published at all yet, and
+/// behind a CDN whose address hopwatch learns from the Ingress's annotation.
+#[test]
+fn load_balancer_by_hostname_unpublished_and_behind_a_cdn() {
+    let lab = Lab::up();
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    let failed = |e: &crate::expo::Expo| {
+        e.all("hopwatch_probes_total", &[("hop", "loadbalancer")])
+            .filter(|s| !matches!(s.label("result"), "success" | "unknown"))
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+
+    // By name: the status's hostname is resolved and compared; the hop works as by address.
+    lab.fault(&["lb-hostname"]);
+    let before: Vec<f64> = NODES.iter().map(|n| failed(&lab.metrics(n))).collect();
+    wait_lb(&lab, "success");
+    all_healthy(&lab).unwrap_or_else(|e| panic!("by hostname: {e}"));
+    let after: Vec<f64> = NODES.iter().map(|n| failed(&lab.metrics(n))).collect();
+    assert_eq!(
+        before, after,
+        "load-balancer failures with a hostname status"
+    );
+    lab.heal(&["lb-hostname"]);
+
+    // No status: nothing to judge, so `unknown`, and every verdict stays `none`.
+    lab.fault(&["lb-unpublished"]);
+    wait_lb(&lab, "unknown");
+    all_healthy(&lab).unwrap_or_else(|e| panic!("without status: {e}"));
+    lab.heal(&["lb-unpublished"]);
+
+    // A CDN in front: its address is not the load balancer's, a mismatch until the Ingress
+    // says which addresses to expect.
+    lab.fault(&["cdn"]);
+    wait_lb(&lab, "dns_mismatch");
+    eventually("verdict loadbalancer behind the CDN", WAIT, || {
+        verdict_is(&lab, &NODES, ("shop", "web"), "loadbalancer")?;
+        verdict_is(&lab, &NODES, ("shop", "api"), "loadbalancer")
+    });
+    lab.fault(&["expected-addresses"]);
+    wait_lb(&lab, "success");
+    eventually("healthy behind the annotated CDN", WAIT, || {
+        all_healthy(&lab)
+    });
+    for node in NODES {
+        let e = lab.metrics(node);
+        assert_eq!(e.sum("hopwatch_invalid_annotations", &[]), 0.0, "{node}");
+    }
+    lab.heal(&["expected-addresses"]);
+    lab.heal(&["cdn"]);
+    eventually("healthy again", WAIT, || all_healthy(&lab));
 }

@@ -26,6 +26,7 @@ import time
 
 from . import netns
 from . import objects as O
+from . import plan as P
 from .netns import LabError
 from .state import read_text
 
@@ -67,34 +68,41 @@ def soa(zone, serial, domain):
             f"@ IN NS ns.dns.{domain}."]
 
 
+# The cloud's DNS name for its load balancer, as AWS publishes `…elb.amazonaws.com`: always
+# in the public zone, and in the Ingress's status under the `lb-hostname` fault.
+LB_HOSTNAME = "lb-front.example.com"
+
+
 def records(snapshot, overrides=None):
     """{public zone: [record lines]} for the current objects; `overrides` {public name: address}
     replaces what external-dns would publish (the `lb-dns` fault: a stale record)."""
     zones = {z: [] for z in PUBLIC_ZONES}
-    lb = lb_address(snapshot)
+    zones[LB_HOSTNAME.split(".", 1)[1]].append(f"{LB_HOSTNAME.split('.', 1)[0]} IN A {P.LB_IP}")
     for name in O.EXTERNAL_NAMES:
         zone = name.split(".", 1)[1]
-        address = (overrides or {}).get(name) or ingress_address(snapshot, name) or lb
-        if address:
-            zones[zone].append(f"{name.split('.', 1)[0]} IN A {address}")
+        label = name.split(".", 1)[0]
+        override = (overrides or {}).get(name)
+        published = ingress_address(snapshot, name)
+        if override:
+            zones[zone].append(f"{label} IN A {override}")
+        elif published and published[0] == "hostname":
+            zones[zone].append(f"{label} IN CNAME {published[1]}.")
+        else:
+            zones[zone].append(f"{label} IN A {published[1] if published else P.LB_IP}")
     return zones
 
 
 def ingress_address(snapshot, host):
-    """What external-dns would publish for `host`: its Ingress's load balancer address."""
+    """What external-dns would publish for `host` from its Ingress's load balancer status:
+    ("ip", address) for an A record, ("hostname", name) for a CNAME, or None without status."""
     for ing in snapshot["ingresses"]:
         hosts = [r.get("host") for r in (ing.get("spec") or {}).get("rules") or []]
         lbs = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        if host in hosts and lbs and lbs[0].get("ip"):
-            return lbs[0]["ip"]
-    return None
-
-
-def lb_address(snapshot):
-    for ing in snapshot["ingresses"]:
-        lbs = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        if lbs and lbs[0].get("ip"):
-            return lbs[0]["ip"]
+        if host in hosts and lbs:
+            if lbs[0].get("ip"):
+                return ("ip", lbs[0]["ip"])
+            if lbs[0].get("hostname"):
+                return ("hostname", lbs[0]["hostname"])
     return None
 
 

@@ -51,6 +51,7 @@ from . import ingress, kubeproxy, netns
 from . import objects as O
 from . import plan as P
 from .netns import LabError
+from .edgefaults import EdgeFaults
 from .netpolfaults import NetpolFaults
 from .opsfaults import OpsFaults
 from .pki import not_after
@@ -61,7 +62,8 @@ NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
 
 NAMES = ["no-endpoints", "controller-down", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
-         "rbac", "netpol", "netpol-dns", "netpol-agents", "cni-off", "config", "selector", "target-port"]
+         "rbac", "netpol", "netpol-dns", "netpol-agents", "cni-off", "config", "selector", "target-port",
+         "lb-hostname", "lb-unpublished", "cdn", "expected-addresses"]
 DNS_BLOCK_CHAIN = "HWL-DNSBLOCK"
 
 
@@ -87,7 +89,7 @@ def key(name, args):
     return f"{name} {target}".strip()
 
 
-class Faults(OpsFaults, NetpolFaults):
+class Faults(OpsFaults, NetpolFaults, EdgeFaults):
     def __init__(self, lab):
         self.lab, self.st = lab, lab.st
 

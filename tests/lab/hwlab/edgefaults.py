@@ -1,0 +1,98 @@
+"""The load balancer as clouds publish it, and a CDN in front of it. Mixed into faults.Faults:
+
+    lb-hostname                      the Ingress's status carries the load balancer's DNS name
+                                     (lb-front.example.com, as AWS publishes an ELB's), not
+                                     its address; the public names become CNAMEs to it
+    lb-unpublished                   the Ingress's status is empty, as before a controller
+                                     writes it or with one that never does; the public records
+                                     stay as they were
+    cdn                              the Ingress's public names answer a CDN's address
+                                     (10.250.0.50), which every node forwards to the ingress
+                                     controller (DNAT), as a CDN forwards to its origin
+    expected-addresses               the Ingress is annotated
+                                     hopwatch.io/expected-addresses: 10.250.0.50, the CDN's
+                                     address, so hopwatch compares the public names with it
+"""
+
+from . import netns
+from . import objects as O
+from .dns import LB_HOSTNAME
+
+CDN_IP = "10.250.0.50"
+CDN_CHAIN = "HWL-CDN"
+ANNOTATION = "hopwatch.io/expected-addresses"
+INGRESS = "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/front"
+
+
+class EdgeFaults:
+
+    def ingress_status(self, status):
+        self.lab.api().patch(INGRESS + "/status", {"status": status})
+
+    def fault_lb_hostname(self, args):
+        self.ingress_status({"loadBalancer": {"ingress": [{"hostname": LB_HOSTNAME}]}})
+        self.record("lb-hostname", args)
+        self.lab.apply()
+        return {"status": {"hostname": LB_HOSTNAME}}
+
+    def heal_lb_hostname(self, args):
+        self.ingress_status(O.LB_STATUS)
+        self.forget("lb-hostname", args)
+        self.lab.apply()
+        return {"status": O.LB_STATUS}
+
+    def fault_lb_unpublished(self, args):
+        # A merge patch cannot empty a list: replace the whole loadBalancer field.
+        self.ingress_status({"loadBalancer": {"ingress": None}})
+        self.record("lb-unpublished", args)
+        self.lab.apply()
+        return {"status": {}}
+
+    def heal_lb_unpublished(self, args):
+        self.ingress_status(O.LB_STATUS)
+        self.forget("lb-unpublished", args)
+        self.lab.apply()
+        return {"status": O.LB_STATUS}
+
+    def fault_cdn(self, args):
+        nginx = self.lab.plan.role("ingress")[0]
+        for n in self.lab.plan.node_range():
+            ns = self.lab.plan.node_netns(n)
+            ipt = ["iptables", "-w", "-t", "nat"]
+            netns.exec_in(ns, ipt + ["-N", CDN_CHAIN], check=False)
+            netns.exec_in(ns, ipt + ["-F", CDN_CHAIN])
+            netns.exec_in(ns, ipt + ["-A", CDN_CHAIN, "-d", CDN_IP, "-p", "tcp", "-j", "DNAT",
+                                     "--to-destination", nginx.ip])
+            if netns.exec_in(ns, ipt + ["-C", "PREROUTING", "-j", CDN_CHAIN], check=False).returncode != 0:
+                netns.exec_in(ns, ipt + ["-I", "PREROUTING", "1", "-j", CDN_CHAIN])
+        overrides = self.st.data.setdefault("dns_overrides", {})
+        for host in O.INGRESS_HOSTS:
+            overrides[host] = CDN_IP
+        self.record("cdn", args)
+        self.lab.apply()
+        return {"published": {h: CDN_IP for h in O.INGRESS_HOSTS}, "origin": nginx.ip}
+
+    def heal_cdn(self, args):
+        for n in self.lab.plan.node_range():
+            ns = self.lab.plan.node_netns(n)
+            ipt = ["iptables", "-w", "-t", "nat"]
+            while netns.exec_in(ns, ipt + ["-D", "PREROUTING", "-j", CDN_CHAIN], check=False).returncode == 0:
+                pass
+            netns.exec_in(ns, ipt + ["-F", CDN_CHAIN], check=False)
+            netns.exec_in(ns, ipt + ["-X", CDN_CHAIN], check=False)
+        overrides = self.st.data.get("dns_overrides") or {}
+        for host in O.INGRESS_HOSTS:
+            overrides.pop(host, None)
+        self.forget("cdn", args)
+        self.lab.apply()
+        return {"published": "the load balancer's address"}
+
+    def fault_expected_addresses(self, args):
+        self.lab.api().patch(INGRESS, {"metadata": {"annotations": {ANNOTATION: CDN_IP}}})
+        self.record("expected-addresses", args)
+        return {"annotation": {ANNOTATION: CDN_IP}}
+
+    def heal_expected_addresses(self, args):
+        self.lab.api().patch(INGRESS, {"metadata": {"annotations": {ANNOTATION: None}}})
+        self.forget("expected-addresses", args)
+        return {"annotation": None}
