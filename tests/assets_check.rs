@@ -29,6 +29,10 @@ const INSTALL: &[(&str, &str)] = &[
         "kubectl is not a Debian package: the Kubernetes apt repository or a release binary",
     ),
     ("python3", "apt-get install python3"),
+    (
+        "amtool",
+        "apt-get install prometheus-alertmanager (amtool and the Alertmanager itself)",
+    ),
 ];
 
 /// The Python packages the scripts import, as `pip install` takes them.
@@ -110,6 +114,14 @@ fn alert_rules_pass_promtool_check() {
     );
     assert_success("promtool check rules", &out);
     assert!(text(&out).contains("SUCCESS"), "{}", text(&out));
+}
+
+#[test]
+fn alertmanager_inhibition_keeps_an_expired_certificate_to_one_page() {
+    tool("amtool");
+    let out = run("python3", &["tests/assets/check_alertmanager.py"]);
+    assert_success("tests/assets/check_alertmanager.py", &out);
+    assert!(text(&out).contains("pages once"), "{}", text(&out));
 }
 
 #[test]
