@@ -152,6 +152,11 @@ def ratio_thresholds(good: float, warn: float):
     ]}
 
 
+def red_from_one():
+    """Green at 0, red from 1: for counts of things that should not exist."""
+    return {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}
+
+
 def error_thresholds():
     return {"mode": "absolute", "steps": [
         {"color": "green", "value": None},
@@ -262,8 +267,7 @@ def request_path():
     lay.add(stat("Services with a broken hop", "Services whose verdict is not `none` from at "
                  "least one selected node.",
                  f'count(count by (namespace, service) (hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1)) or vector(0)',
-                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                           {"color": "red", "value": 1}]}), 4, 8)
+                 thresholds=red_from_one()), 4, 8)
     lay.add(panel("bargauge", "Verdicts by broken hop", "How many (node, Service) pairs have "
                   "each verdict.",
                   [target(f'count by (broken_hop) (hopwatch_path_status{{{SERVICE}}} == 1)',
@@ -407,8 +411,7 @@ def endpoints():
     lay.row("Services")
     lay.add(stat("Services without a ready endpoint", "Services whose every connection fails.",
                  f'count(max by (namespace, service) (hopwatch_service_empty_endpoints{{{s}}}) == 1) or vector(0)',
-                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                           {"color": "red", "value": 1}]}), 4, 8)
+                 thresholds=red_from_one()), 4, 8)
     lay.add(table("Services without a ready endpoint", "no_endpoints: the selector matches no "
                   "pod; none_ready: pods exist but none is Ready.",
                   [target(f'max by (namespace, service, reason) (hopwatch_service_empty_endpoints{{{s}}}) == 1',
@@ -456,8 +459,7 @@ def endpoints():
     lay.add(stat("NetworkPolicies not enforced", "Policies that deny the agents a target the "
                  "agents still connected to, from some node: the CNI does not enforce them.",
                  f'count(max by (namespace, policy) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1) or vector(0)',
-                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                           {"color": "red", "value": 1}]}), 4, 8)
+                 thresholds=red_from_one()), 4, 8)
     lay.add(table("NetworkPolicies not enforced, by node", "The nodes whose last connect to a "
                   "denied target went through.",
                   [target(f'max by (namespace, policy, node) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1',
@@ -541,8 +543,7 @@ def agent():
                  f'sum(up{{{job}}})'), 4, 5)
     lay.add(stat("Agents down", "Targets of job hopwatch that failed their last scrape.",
                  f'count(up{{{job}}} == 0) or vector(0)',
-                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                           {"color": "red", "value": 1}]}), 4, 5)
+                 thresholds=red_from_one()), 4, 5)
     lay.add(table("Versions", "Agents per running version.",
                   [target(f'count by (version) (hopwatch_build_info{{{AGENT}}})', instant=True, table=True)],
                   transformations=[{"id": "organize", "options": {
@@ -578,8 +579,7 @@ def agent():
                  "rejected: they keep probing with the previous one. Their logs name the field "
                  "and line; HopwatchConfigReloadFailing pages after a minute.",
                  f'count(hopwatch_config_last_reload_successful{{{AGENT}}} == 0) or vector(0)',
-                 thresholds={"mode": "absolute", "steps": [{"color": "green", "value": None},
-                                                           {"color": "red", "value": 1}]}), 4, 8)
+                 thresholds=red_from_one()), 4, 8)
     lay.add(timeseries("Time since the config was applied", "Per agent.",
                        [target(f'time() - max by (node) (hopwatch_config_last_reload_success_timestamp_seconds{{{AGENT}}})',
                                "{{node}}")], "s"), 8, 8)

@@ -113,30 +113,7 @@ impl Cluster {
 
     /// A namespace, for its labels (cluster-scoped, unlike everything else trace reads).
     pub async fn namespace(&self, name: &str) -> Result<Namespace, ApiError> {
-        let what = format!("get namespaces {name}");
-        let error = |failure, code, message| ApiError {
-            failure,
-            what: what.clone(),
-            code,
-            message,
-            resource: "namespaces".to_string(),
-            namespace: None,
-            verb: "get",
-        };
-        let client = self
-            .client
-            .clone()
-            .map_err(|m| error(ApiFailure::Unreachable, None, m))?;
-        let api: Api<Namespace> = Api::all(client);
-        match tokio::time::timeout(self.timeout, api.get(name)).await {
-            Ok(Ok(obj)) => Ok(obj),
-            Ok(Err(err)) => Err(classify(err, error)),
-            Err(_) => Err(error(
-                ApiFailure::Unreachable,
-                None,
-                timeout_text(self.timeout),
-            )),
-        }
+        self.fetch(None, name, Api::all).await
     }
 
     /// The EndpointSlices of one Service, or of every Service (`service` = `None`, all
@@ -206,23 +183,39 @@ impl Cluster {
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
         K: Clone + DeserializeOwned + std::fmt::Debug,
     {
+        self.fetch(Some(ns), name, |client| Api::namespaced(client, ns))
+            .await
+    }
+
+    /// One object, from the `Api` that `api` makes of the client: namespaced or not.
+    async fn fetch<K>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        api: impl FnOnce(kube::Client) -> Api<K>,
+    ) -> Result<K, ApiError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
         let plural = K::plural(&()).to_string();
-        let what = format!("get {plural} {ns}/{name}");
+        let what = match ns {
+            Some(ns) => format!("get {plural} {ns}/{name}"),
+            None => format!("get {plural} {name}"),
+        };
         let error = |failure, code, message| ApiError {
             failure,
             what: what.clone(),
             code,
             message,
             resource: plural.clone(),
-            namespace: Some(ns.to_string()),
+            namespace: ns.map(str::to_string),
             verb: "get",
         };
         let client = self
             .client
             .clone()
             .map_err(|m| error(ApiFailure::Unreachable, None, m))?;
-        let api: Api<K> = Api::namespaced(client, ns);
-        match tokio::time::timeout(self.timeout, api.get(name)).await {
+        match tokio::time::timeout(self.timeout, api(client).get(name)).await {
             Ok(Ok(obj)) => Ok(obj),
             Ok(Err(err)) => Err(classify(err, error)),
             Err(_) => Err(error(

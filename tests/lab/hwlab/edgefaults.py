@@ -35,11 +35,15 @@ class EdgeFaults:
         self.lab.apply()
         return {"status": {"hostname": LB_HOSTNAME}}
 
-    def heal_lb_hostname(self, args):
+    def restore_status(self, name, args):
+        """Heals `lb-hostname` and `lb-unpublished`: the status the cloud controller wrote."""
         self.ingress_status(O.LB_STATUS)
-        self.forget("lb-hostname", args)
+        self.forget(name, args)
         self.lab.apply()
         return {"status": O.LB_STATUS}
+
+    def heal_lb_hostname(self, args):
+        return self.restore_status("lb-hostname", args)
 
     def fault_lb_unpublished(self, args):
         # A merge patch cannot empty a list: replace the whole loadBalancer field.
@@ -49,10 +53,7 @@ class EdgeFaults:
         return {"status": {}}
 
     def heal_lb_unpublished(self, args):
-        self.ingress_status(O.LB_STATUS)
-        self.forget("lb-unpublished", args)
-        self.lab.apply()
-        return {"status": O.LB_STATUS}
+        return self.restore_status("lb-unpublished", args)
 
     def fault_cdn(self, args):
         nginx = self.lab.plan.role("ingress")[0]
