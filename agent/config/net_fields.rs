@@ -27,7 +27,9 @@ pub fn url(s: &str) -> Result<HttpUrl, String> {
     HttpUrl::parse(s).map_err(|err| match err {
         UrlError::Scheme(_) => format!("{} is not an http:// or https:// URL", show(s)),
         UrlError::NoHost(_) => format!("{} has no host", show(s)),
-        UrlError::UserInfo(_) => format!("{}: user info (`user@`) is not supported", show(s)),
+        UrlError::UserInfo(redacted) => {
+            format!("{}: user info (`user@`) is not supported", show(&redacted))
+        }
         UrlError::Invalid(_) | UrlError::ConnectTo(_) => format!("{} is not a valid URL", show(s)),
     })
 }
@@ -196,7 +198,7 @@ mod tests {
         );
         assert_eq!(
             url("https://u:p@a.test/"),
-            Err("`https://u:p@a.test/`: user info (`user@`) is not supported".into())
+            Err("`https://…@a.test/`: user info (`user@`) is not supported".into())
         );
     }
 

@@ -74,8 +74,11 @@ impl HttpUrl {
             _ => return Err(UrlError::Scheme(text.to_string())),
         };
         let authority = uri.authority().ok_or_else(invalid)?;
-        if authority.as_str().contains('@') {
-            return Err(UrlError::UserInfo(text.to_string()));
+        if let Some((_, host)) = authority.as_str().rsplit_once('@') {
+            // The user info may be a password: the error, which is logged, leaves it out.
+            let scheme = uri.scheme_str().unwrap_or_default();
+            let rest = uri.path_and_query().map_or("", |p| p.as_str());
+            return Err(UrlError::UserInfo(format!("{scheme}://…@{host}{rest}")));
         }
         let host = authority
             .host()
@@ -181,7 +184,7 @@ mod tests {
             ("a.test/path", UrlError::Scheme("a.test/path".into())),
             (
                 "https://u:p@a.test/",
-                UrlError::UserInfo("https://u:p@a.test/".into()),
+                UrlError::UserInfo("https://…@a.test/".into()),
             ),
             ("https://a b/", UrlError::Invalid("https://a b/".into())),
             ("", UrlError::Invalid(String::new())),
