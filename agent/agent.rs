@@ -372,25 +372,34 @@ impl Agent {
     /// Starts watching the cluster when the config asks for it. A client that cannot be
     /// built (the kubeconfig missing, unreadable or half written, no in-cluster config) is
     /// counted and built again with backoff, as a failed watch is: the agent keeps serving
-    /// and probing its configured targets meanwhile, not ready.
+    /// and probing its configured targets meanwhile, not ready, and watches already running
+    /// keep their client until the new one is built.
     async fn start_discovery(&mut self) {
-        self.discovery = None;
         self.client_retry = None;
         let Some(kube) = &self.config.kubernetes else {
+            self.discovery = None;
             self.readiness.met(KUBERNETES_SYNCED);
             return;
         };
-        self.readiness.wait_for(
-            KUBERNETES_SYNCED,
-            "Kubernetes Services and EndpointSlices not listed yet",
-        );
         match cluster::start(kube, Arc::clone(&self.metrics)).await {
             Ok(discovery) => {
+                self.readiness.wait_for(
+                    KUBERNETES_SYNCED,
+                    "Kubernetes Services and EndpointSlices not listed yet",
+                );
                 self.discovery = Some(discovery);
                 self.client_backoff = CLIENT_RETRY_MIN;
                 tracing::info!(node = %self.node, "watching Kubernetes Services, EndpointSlices and Nodes");
             }
             Err(err) => {
+                // Watches already running (a reload named a kubeconfig that does not read yet)
+                // go on with the client they have, as a rejected config keeps the previous.
+                if self.discovery.is_none() {
+                    self.readiness.wait_for(
+                        KUBERNETES_SYNCED,
+                        "Kubernetes client not built yet (hopwatch_kube_client_errors_total)",
+                    );
+                }
                 self.metrics.cluster.client_failed();
                 let wait = self.client_backoff;
                 tracing::error!("Kubernetes client not built, trying again in {wait:?}: {err}");
@@ -430,8 +439,9 @@ impl Agent {
             );
         }
         self.scheduler.set_max_concurrency(config.max_concurrency);
-        // A discovery that failed to start is tried again at every reload.
+        // A client that failed to build is tried again at every reload, besides its backoff.
         let restart_watches = self.discovery.is_none()
+            || self.client_retry.is_some()
             || cluster::watches_change(self.config.kubernetes.as_ref(), config.kubernetes.as_ref());
         let otlp_changed = config.otlp != self.config.otlp;
         self.config = config;

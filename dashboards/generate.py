@@ -187,6 +187,14 @@ def table(title, description, targets, transformations=None, overrides=None, def
                  transformations=transformations or [])
 
 
+def labels_table(title, description, expr):
+    """A table of the label sets an instant query returns, without time or value: which
+    Services, policies or nodes are in a state, not how much."""
+    return table(title, description, [target(expr, instant=True, table=True)],
+                 transformations=[{"id": "organize", "options": {
+                     "excludeByName": {"Time": True, "Value": True}}}])
+
+
 def variables():
     def query(name, label, expr, multi=True):
         return {
@@ -412,12 +420,9 @@ def endpoints():
     lay.add(stat("Services without a ready endpoint", "Services whose every connection fails.",
                  f'count(max by (namespace, service) (hopwatch_service_empty_endpoints{{{s}}}) == 1) or vector(0)',
                  thresholds=red_from_one()), 4, 8)
-    lay.add(table("Services without a ready endpoint", "no_endpoints: the selector matches no "
-                  "pod; none_ready: pods exist but none is Ready.",
-                  [target(f'max by (namespace, service, reason) (hopwatch_service_empty_endpoints{{{s}}}) == 1',
-                          instant=True, table=True)],
-                  transformations=[{"id": "organize", "options": {
-                      "excludeByName": {"Time": True, "Value": True}}}]), 8, 8)
+    lay.add(labels_table("Services without a ready endpoint", "no_endpoints: the selector matches no "
+                         "pod; none_ready: pods exist but none is Ready.",
+                         f'max by (namespace, service, reason) (hopwatch_service_empty_endpoints{{{s}}}) == 1'), 8, 8)
     lay.add(table("Endpoints by condition", "Endpoints of each Service by condition, each "
                   "address counted once across its slices.",
                   [target(f'max by (namespace, service) (hopwatch_service_endpoints{{{s}, condition="{c}"}})',
@@ -460,12 +465,9 @@ def endpoints():
                  "agents still connected to, from some node: the CNI does not enforce them.",
                  f'count(max by (namespace, policy) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1) or vector(0)',
                  thresholds=red_from_one()), 4, 8)
-    lay.add(table("NetworkPolicies not enforced, by node", "The nodes whose last connect to a "
-                  "denied target went through.",
-                  [target(f'max by (namespace, policy, node) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1',
-                          instant=True, table=True)],
-                  transformations=[{"id": "organize", "options": {
-                      "excludeByName": {"Time": True, "Value": True}}}]), 8, 8)
+    lay.add(labels_table("NetworkPolicies not enforced, by node", "The nodes whose last connect to a "
+                         "denied target went through.",
+                         f'max by (namespace, policy, node) (hopwatch_networkpolicy_unenforced{{{policies}}}) == 1'), 8, 8)
     lay.add(timeseries("Targets the policies deny to the agents", "Service-hop and Pod-hop "
                        "targets per Service whose connects NetworkPolicies deny to the agents: "
                        "recorded as policy_denied, left out of the verdict and the SLO ratios.",

@@ -915,3 +915,28 @@ fn a_kubeconfig_unreadable_at_start_is_retried_until_it_reads() {
         "no failed build once the client is up"
     );
 }
+
+#[test]
+fn a_reload_to_an_unreadable_kubeconfig_keeps_the_running_watches() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let cluster = Cluster::start(net, web.objects());
+    let mut agent = Agent::start(&cluster, &AgentOptions::default());
+    agent.wait_ready(RECONNECT);
+    agent.wait_for(PROBE, "probe shop/web", |e| healthy(e, &web));
+    let failing = |e: &Exposition| e.value("hopwatch_kube_client_errors_total", &[]);
+    let before = agent.scrape();
+    let target = web.target();
+    let connects = probes(&before, "pod", &target, None);
+    // The new config names a kubeconfig that is not there yet.
+    let missing = AgentOptions {
+        kubeconfig: Some("/nonexistent/hopwatch-kubeconfig".into()),
+        ..AgentOptions::default()
+    };
+    agent.reconfigure(&cluster, &missing);
+    let e = agent.wait_for(RECONNECT, "count the failed client and keep probing", |e| {
+        failing(e) >= 1.0 && probes(e, "pod", &target, None) >= connects + 2.0
+    });
+    assert_eq!(synced(&e, "services"), 1.0, "the running watches stay");
+    assert_eq!(agent.readyz(), 200, "still ready on the running watches");
+}

@@ -27,6 +27,8 @@ pub struct AgentOptions {
     /// The nameserver of the resolv.conf the edge hops resolve public names with; `None`
     /// keeps the cluster's, whose nameserver answers nothing.
     pub public_nameserver: Option<Ipv4Addr>,
+    /// `kubernetes.kubeconfig`, instead of the fake API server's.
+    pub kubeconfig: Option<String>,
 }
 
 impl Default for AgentOptions {
@@ -38,6 +40,7 @@ impl Default for AgentOptions {
             kubernetes: String::new(),
             service_histogram: true,
             public_nameserver: None,
+            kubeconfig: None,
         }
     }
 }
@@ -201,7 +204,11 @@ fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions, dir: &T
              resolv_conf: \"{resolv}\"\n\
          {extra}",
         extra = options.kubernetes,
-        kubeconfig = cluster.fake.kubeconfig().display(),
+        kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| cluster
+            .fake
+            .kubeconfig()
+            .display()
+            .to_string()),
         k = options.pod_probe_nodes,
         timed = options.service_histogram,
         resolv = resolv.display(),
