@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::otlp;
 use crate::policy::{self, Denial, SelfPod};
 use crate::probe::dns::{DnsCheck, Flavor, QueryTypes};
-use crate::probe::{Hop, Outcome, Target, TargetKey};
+use crate::probe::{Hop, Outcome, Target, TargetKey, result_label};
 use crate::reload::{ConfigFile, Reloader};
 use crate::schedule::{Scheduler, Sink};
 use crate::server::{Readiness, Server, ServerError};
@@ -57,6 +57,8 @@ pub struct AgentSink {
     metrics: Arc<Metrics>,
     verdicts: Mutex<Verdicts>,
     policies: Mutex<Expected>,
+    /// The sweep's Service-hop targets: counted together, judged, without series of their own.
+    sweep: Mutex<BTreeSet<TargetKey>>,
 }
 
 /// Targets the NetworkPolicies deny to the agent, and which of them connected anyway.
@@ -94,6 +96,13 @@ impl AgentSink {
         self.policies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn in_sweep(&self, key: &TargetKey) -> bool {
+        self.sweep
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+
     /// A new set of denied targets, from a new plan.
     fn set_denials(&self, denials: BTreeMap<TargetKey, Denial>) {
         let mut expected = self.policies();
@@ -125,13 +134,21 @@ impl AgentSink {
 
 impl Sink for AgentSink {
     fn started(&self, key: &TargetKey) {
-        self.metrics.start(key);
+        if !self.in_sweep(key) {
+            self.metrics.start(key);
+        }
     }
 
     fn record(&self, key: &TargetKey, outcome: &Outcome) {
         let renamed = self.expected(key, outcome);
         let outcome = renamed.as_ref().unwrap_or(outcome);
-        self.metrics.record(key, outcome);
+        if self.in_sweep(key) {
+            self.metrics
+                .cluster
+                .sweep_connect(result_label(&outcome.result));
+        } else {
+            self.metrics.record(key, outcome);
+        }
         let mut verdicts = self.verdicts();
         if verdicts.observe(key, outcome) {
             for (svc, verdict) in verdicts.affected(key) {
@@ -241,6 +258,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let client_retry = agent.client_retry;
+        let handover = agent.handover_due();
         tokio::select! {
             _ = &mut shutdown => break,
             (_, reloaded) = reloader.next() => agent.reload(reloaded).await,
@@ -252,6 +270,7 @@ pub async fn run(
                 agent.start_discovery().await;
                 agent.apply_targets().await;
             }
+            () = due(handover) => agent.apply_targets().await,
         }
     }
 
@@ -305,6 +324,14 @@ struct Agent {
 }
 
 impl Agent {
+    /// When a readiness handover ends and the plan must be derived again to drop the series
+    /// this agent gave up; at least a second from now.
+    fn handover_due(&self) -> Option<tokio::time::Instant> {
+        let due = self.metrics.cluster.handover_due()?;
+        let floor = std::time::Instant::now() + Duration::from_secs(1);
+        Some(tokio::time::Instant::from_std(due.max(floor)))
+    }
+
     async fn start(
         config: Config,
         listening: SocketAddr,
@@ -315,6 +342,7 @@ impl Agent {
             metrics: Arc::clone(&metrics),
             verdicts: Mutex::default(),
             policies: Mutex::default(),
+            sweep: Mutex::default(),
         });
         let scheduler = Scheduler::new(config.max_concurrency, Arc::clone(&sink));
         let mut agent = Agent {
@@ -484,6 +512,18 @@ impl Agent {
         self.note_invalid(std::mem::take(&mut plan.invalid));
         all.append(&mut plan.targets);
         self.sink.set_denials(std::mem::take(&mut plan.denials));
+        let sweep = std::mem::take(&mut plan.sweep);
+        let mut was = self
+            .sink
+            .sweep
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A target that joins the sweep keeps its key: its own series go now.
+        for key in sweep.difference(&was) {
+            self.metrics.forget(key);
+        }
+        *was = sweep;
+        drop(was);
         let gone = self
             .sink
             .verdicts()

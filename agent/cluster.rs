@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{DnsTarget, KubernetesConfig};
+use crate::config::{DnsTarget, KubernetesConfig, Schedule};
 use crate::discovery::model::ObjKey;
 use crate::discovery::targets::{self, Derived};
 use crate::discovery::watch::{self, ClientError, Discovery, Synced, WatchEvents};
@@ -91,6 +91,9 @@ pub struct Plan {
     pub denials: BTreeMap<TargetKey, Denial>,
     /// Why annotations of selected Ingresses were not understood, one message each.
     pub invalid: BTreeSet<String>,
+    /// Service-hop targets of the sweep: counted in `hopwatch_service_sweep_connects_total`,
+    /// judged in the verdict, without series of their own.
+    pub sweep: BTreeSet<TargetKey>,
 }
 
 impl Plan {
@@ -126,9 +129,13 @@ pub fn plan(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let derived = targets::derive(&stores, &config.discovery, node);
+    let now = std::time::Instant::now();
     for (svc, readiness) in &derived.readiness {
         let flips = stores.transitions.get(svc).copied().unwrap_or(0);
-        metrics.cluster.set_readiness(svc, readiness, flips);
+        let owned = derived.owned.contains(svc);
+        metrics
+            .cluster
+            .set_readiness(svc, readiness, flips, owned, now);
     }
     let denials = match me {
         Some(me) if synced.policies && synced.namespaces => policy::denials(&stores, me, &derived),
@@ -155,17 +162,25 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
         plan.members.insert(svc.clone(), membership);
     }
     for s in &derived.services {
-        let target = connect(Hop::Service, &s.id, vec![s.address], config);
-        member(&mut plan, &s.service)
-            .service_targets
-            .push(target.key.clone());
+        let schedule = if s.sweep {
+            config.sweep
+        } else {
+            config.connect
+        };
+        let target = connect(Hop::Service, &s.id, vec![s.address], schedule);
+        if s.sweep {
+            plan.sweep.insert(target.key.clone());
+        }
+        let m = member(&mut plan, &s.service);
+        m.detailed |= !s.sweep;
+        m.service_targets.push(target.key.clone());
         plan.targets.push(Target::Connect(target));
     }
     for p in &derived.pods {
-        let target = connect(Hop::Pod, &p.id, p.endpoints.clone(), config);
-        member(&mut plan, &p.service)
-            .pod_targets
-            .push(target.key.clone());
+        let target = connect(Hop::Pod, &p.id, p.endpoints.clone(), config.connect);
+        let m = member(&mut plan, &p.service);
+        m.detailed = true;
+        m.pod_targets.push(target.key.clone());
         plan.targets.push(Target::Connect(target));
     }
     let mut servers: Vec<(String, SocketAddr)> = derived
@@ -211,6 +226,7 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
         };
         for svc in &lb.backends {
             if let Some(m) = plan.members.get_mut(svc) {
+                m.detailed = true;
                 m.lb_targets.push(target.key.clone());
             }
         }
@@ -239,6 +255,7 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
             .as_ref()
             .and_then(|svc| plan.members.get_mut(svc))
         {
+            m.detailed = true;
             m.ingress_targets.push(target.key.clone());
         }
         plan.targets.push(Target::Http(target));
@@ -253,7 +270,9 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
             Some(h.expected.clone()),
             config,
         );
-        member(&mut plan, &h.service).dns_target = Some(check.target.key());
+        let m = member(&mut plan, &h.service);
+        m.detailed = true;
+        m.dns_target = Some(check.target.key());
         plan.targets.push(Target::Dns(check));
     }
     plan
@@ -276,16 +295,11 @@ fn member<'a>(plan: &'a mut Plan, svc: &ObjKey) -> &'a mut Membership {
     plan.members.entry(svc.clone()).or_default()
 }
 
-fn connect(
-    hop: Hop,
-    id: &str,
-    addresses: Vec<SocketAddr>,
-    config: &KubernetesConfig,
-) -> ConnectTarget {
+fn connect(hop: Hop, id: &str, addresses: Vec<SocketAddr>, schedule: Schedule) -> ConnectTarget {
     ConnectTarget {
         key: key(hop, id),
         addresses,
-        schedule: config.connect,
+        schedule,
     }
 }
 
@@ -319,7 +333,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Schedule;
 
     fn tcp(hop: Hop, id: &str, port: u16) -> Target {
         Target::Connect(ConnectTarget {

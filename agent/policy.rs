@@ -230,6 +230,7 @@ mod tests {
             selector: labels(&[("app", name)]),
             labels: Labels::default(),
             probe_annotation: None,
+            critical: false,
         }
     }
 
@@ -266,6 +267,7 @@ mod tests {
                 service: ObjKey::new("shop", "db"),
                 id: "shop/db:5432".into(),
                 address: "10.96.0.1:5432".parse().unwrap(),
+                sweep: false,
             }],
             pods: vec![PodTarget {
                 service: ObjKey::new("shop", "db"),

@@ -68,6 +68,9 @@ impl BrokenHop {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     pub empty: bool,
+    /// This node probes the Service every interval at some hop (not only in the sweep): its
+    /// `hopwatch_path_status` is exported whatever the verdict, not only while broken.
+    pub detailed: bool,
     pub service_targets: Vec<TargetKey>,
     pub pod_targets: Vec<TargetKey>,
     /// The headless Service's own DNS check.
@@ -93,6 +96,8 @@ pub struct ServiceVerdict {
     pub broken: BrokenHop,
     /// Ready endpoints this node failed to reach in the last round.
     pub unreachable: u32,
+    /// From [`Membership::detailed`].
+    pub detailed: bool,
 }
 
 /// The latest results and the Service membership they are judged by.
@@ -222,6 +227,7 @@ impl Verdicts {
         ServiceVerdict {
             broken,
             unreachable,
+            detailed: m.detailed,
         }
     }
 }
@@ -275,6 +281,7 @@ mod tests {
         let svc = ObjKey::new("shop", "web");
         let membership = Membership {
             empty,
+            detailed: true,
             service_targets: vec![key(Hop::Service, "shop/web:80")],
             pod_targets: vec![key(Hop::Pod, "shop/web:80")],
             dns_target: None,
@@ -298,7 +305,8 @@ mod tests {
             v.all()[&svc],
             ServiceVerdict {
                 broken: BrokenHop::Pod,
-                unreachable: 2
+                unreachable: 2,
+                detailed: true,
             }
         );
         v.observe(&key(Hop::Service, "shop/web:80"), &outcome(false));
@@ -318,7 +326,8 @@ mod tests {
             v.all()[&svc],
             ServiceVerdict {
                 broken: BrokenHop::None,
-                unreachable: 0
+                unreachable: 0,
+                detailed: true,
             }
         );
     }

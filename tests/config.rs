@@ -236,7 +236,15 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-unknown-connect-field.yaml",
-        "invalid-kubernetes-unknown-connect-field.yaml:5:5: kubernetes.connect: unknown field `timeout`, expected one of `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `service_histogram`",
+        "invalid-kubernetes-unknown-connect-field.yaml:5:5: kubernetes.connect: unknown field `timeout`, expected one of `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `service_histogram`, `service_probe_nodes`, `sweep_seconds`",
+    ),
+    (
+        "invalid-kubernetes-sweep-too-short.yaml",
+        "invalid-kubernetes-sweep-too-short.yaml:5:20: kubernetes.connect.sweep_seconds: 10 is shorter than the connect interval (30 s): the sweep covers what is not probed every interval, so it cannot be faster",
+    ),
+    (
+        "invalid-kubernetes-ingress-probe-nodes-zero.yaml",
+        "invalid-kubernetes-ingress-probe-nodes-zero.yaml:4:18: kubernetes.ingress.probe_nodes: 0 must be between 1 and 1000",
     ),
     (
         "invalid-kubernetes-unknown-dns-field.yaml",
@@ -424,7 +432,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-ingress-unknown-field.yaml",
-        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `classes`",
+        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `classes`, `probe_nodes`",
     ),
     (
         "invalid-kubernetes-ingress-class-empty.yaml",
@@ -753,11 +761,14 @@ fn kubernetes_defaults() -> KubernetesConfig {
                 ],
             },
             pod_probe_nodes: 3,
+            service_probe_nodes: 3,
+            edge_probe_nodes: 3,
             cluster_domain: "cluster.local".into(),
             dns_service: ObjKey::new("kube-system", "kube-dns"),
             ingress_classes: vec![],
         },
         connect: schedule(15.0, 3.0, 1.0),
+        sweep: schedule(600.0, 3.0, 1.0),
         service_histogram: true,
         dns_names: vec!["kubernetes.default".into()],
         dns_flavor: Flavor::Glibc,
@@ -847,6 +858,9 @@ fn every_kubernetes_field_lands_where_it_should() {
     let d = &k.discovery;
     assert_eq!(d.cluster_domain, "cluster.example");
     assert_eq!(d.pod_probe_nodes, 1000);
+    assert_eq!(d.service_probe_nodes, 5);
+    assert_eq!(d.edge_probe_nodes, 2);
+    assert_eq!(k.sweep, schedule(120.0, 1.6, 0.0));
     assert_eq!(d.dns_service, ObjKey::new("kube-system", "coredns"));
     let sel = &d.selection;
     assert_eq!(sel.namespaces, ["shop", "payments", "0-legacy"]);

@@ -157,8 +157,8 @@ pub fn label_selector(s: &str) -> Result<LabelSelector, String> {
     LabelSelector::parse(s).map_err(|e| fields::one_line(&e.to_string()))
 }
 
-/// `pod_probe_nodes`: from 1 to 1000 nodes probe each endpoint directly.
-pub fn pod_probe_nodes(v: i64) -> Result<usize, String> {
+/// `pod_probe_nodes`, `service_probe_nodes`, `probe_nodes`: from 1 to 1000 nodes probe each item.
+pub fn probe_nodes(v: i64) -> Result<usize, String> {
     match usize::try_from(v) {
         Ok(n) if (1..=MAX_POD_PROBE_NODES).contains(&v) => Ok(n),
         _ => Err(format!("{v} must be between 1 and {MAX_POD_PROBE_NODES}")),
@@ -289,13 +289,10 @@ mod tests {
             label_selector("env in prod"),
             Err("cannot read label requirement \"env in prod\"".into())
         );
-        assert_eq!(pod_probe_nodes(1), Ok(1));
-        assert_eq!(pod_probe_nodes(1000), Ok(1000));
-        assert_eq!(
-            pod_probe_nodes(0),
-            Err("0 must be between 1 and 1000".into())
-        );
-        assert!(pod_probe_nodes(-1).is_err());
+        assert_eq!(probe_nodes(1), Ok(1));
+        assert_eq!(probe_nodes(1000), Ok(1000));
+        assert_eq!(probe_nodes(0), Err("0 must be between 1 and 1000".into()));
+        assert!(probe_nodes(-1).is_err());
         assert_eq!(cluster_domain("cluster.local."), Ok("cluster.local".into()));
         assert_eq!(
             cluster_domain("cluster..local"),

@@ -23,6 +23,12 @@ use crate::probe::http::{CaBundle, DEFAULT_EXPECTED_STATUS};
 
 const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const DEFAULT_POD_PROBE_NODES: usize = 3;
+/// Nodes that connect to each Service port's ClusterIP every interval.
+const DEFAULT_SERVICE_PROBE_NODES: usize = 3;
+/// Nodes that probe each Ingress rule and load-balancer host.
+const DEFAULT_EDGE_PROBE_NODES: usize = 3;
+/// Every node connects to every Service port once in this period.
+const DEFAULT_SWEEP_SECONDS: f64 = 600.0;
 const DEFAULT_ANNOTATION: &str = "hopwatch.io/probe";
 /// The cluster DNS Service; also probed whatever the filters say.
 const DEFAULT_DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
@@ -65,15 +71,22 @@ pub(super) fn section(
     let pod_probe_nodes = check_opt(
         raw.pod_probe_nodes.as_ref(),
         "kubernetes.pod_probe_nodes",
-        |&n| k8s_names::pod_probe_nodes(n),
+        |&n| k8s_names::probe_nodes(n),
     )?;
     let selection = services(raw.services.unwrap_or_default())?;
-    let raw_connect = raw.connect.unwrap_or_default();
+    let mut raw_connect = raw.connect.unwrap_or_default();
     let service_histogram = raw_connect
         .service_histogram
         .as_ref()
         .is_none_or(|b| b.value);
+    let service_probe_nodes = check_opt(
+        raw_connect.service_probe_nodes.as_ref(),
+        "kubernetes.connect.service_probe_nodes",
+        |&n| k8s_names::probe_nodes(n),
+    )?;
+    let sweep_seconds = raw_connect.sweep_seconds.take();
     let connect = connect(raw_connect)?;
+    let sweep = sweep(sweep_seconds.as_ref(), connect)?;
     let dns = raw.dns.unwrap_or_default();
     let dns_service = check_opt(dns.service.as_ref(), "kubernetes.dns.service", |s| {
         k8s_names::service(s)
@@ -81,6 +94,8 @@ pub(super) fn section(
     let discovery = Settings {
         selection,
         pod_probe_nodes: pod_probe_nodes.unwrap_or(DEFAULT_POD_PROBE_NODES),
+        service_probe_nodes: service_probe_nodes.unwrap_or(DEFAULT_SERVICE_PROBE_NODES),
+        edge_probe_nodes: DEFAULT_EDGE_PROBE_NODES,
         cluster_domain: cluster_domain.unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_string()),
         dns_service: dns_service.unwrap_or_else(|| key(DEFAULT_DNS_SERVICE)),
         ingress_classes: Vec::new(),
@@ -89,12 +104,14 @@ pub(super) fn section(
     let ingress = ingress(&raw.ingress.unwrap_or_default(), defaults)?;
     let discovery = Settings {
         ingress_classes: ingress.classes,
+        edge_probe_nodes: ingress.probe_nodes,
         ..discovery
     };
     Ok(KubernetesConfig {
         kubeconfig,
         discovery,
         connect,
+        sweep,
         service_histogram,
         dns_names: dns.names,
         dns_flavor: dns.flavor,
@@ -192,6 +209,28 @@ fn connect(raw: RawConnect) -> Result<Schedule, Problem> {
     schedule(&own, &Timing::default(), &CONNECT_DEFAULTS)
 }
 
+/// `kubernetes.connect.sweep_seconds`: how long every node takes to connect once to every
+/// Service port it does not probe every interval. Not shorter than the connect interval.
+fn sweep(raw: Option<&S<f64>>, connect: Schedule) -> Result<Schedule, Problem> {
+    let path = "kubernetes.connect.sweep_seconds";
+    let every = connect.interval.as_secs_f64();
+    let seconds = check_opt(raw, path, |&v| {
+        let v = fields::interval(v)?;
+        if v < every {
+            return Err(format!(
+                "{v} is shorter than the connect interval ({every} s): the sweep covers what \
+                 is not probed every interval, so it cannot be faster"
+            ));
+        }
+        Ok(v)
+    })?
+    .unwrap_or(DEFAULT_SWEEP_SECONDS.max(every));
+    Ok(Schedule {
+        interval: std::time::Duration::from_secs_f64(seconds),
+        ..connect
+    })
+}
+
 /// `kubernetes.dns`, validated.
 struct ClusterDns {
     names: Vec<String>,
@@ -249,6 +288,8 @@ struct Ingress {
     schedule: Schedule,
     /// Only Ingresses of these classes; empty for all.
     classes: Vec<String>,
+    /// Nodes probing each Ingress rule and load-balancer host.
+    probe_nodes: usize,
 }
 
 /// `kubernetes.ingress`: which Ingresses by class, and the settings of an `http` target for
@@ -264,6 +305,9 @@ fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
     let classes = unique(raw.classes.as_ref(), &at("classes"), "IngressClass", |s| {
         k8s_names::ingress_class(s)
     })?;
+    let probe_nodes = check_opt(raw.probe_nodes.as_ref(), &at("probe_nodes"), |&n| {
+        k8s_names::probe_nodes(n)
+    })?;
     let own = timing(
         "kubernetes.ingress",
         raw.interval_seconds.as_ref(),
@@ -276,6 +320,7 @@ fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
         expected_status: expected_status.unwrap_or_else(|| vec![DEFAULT_EXPECTED_STATUS]),
         schedule: schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?,
         classes: classes.unwrap_or_default(),
+        probe_nodes: probe_nodes.unwrap_or(DEFAULT_EDGE_PROBE_NODES),
     })
 }
 

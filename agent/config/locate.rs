@@ -129,7 +129,10 @@ fn expected(path: &str) -> Option<&'static str> {
         "kubernetes" => "a mapping of Kubernetes settings",
         "kubeconfig" => "a file path",
         "cluster_domain" => "a DNS name such as `cluster.local`",
-        "pod_probe_nodes" => "a whole number from 1 to 1000",
+        "pod_probe_nodes" | "service_probe_nodes" | "probe_nodes" => {
+            "a whole number from 1 to 1000"
+        }
+        "sweep_seconds" => "a number of seconds",
         "services" => "a mapping of Service selection settings",
         "namespaces" | "exclude_namespaces" => "a list of namespace names",
         "label_selector" => "a label selector such as `app=web,tier!=cache`",

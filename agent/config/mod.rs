@@ -73,6 +73,9 @@ pub struct KubernetesConfig {
     pub discovery: crate::discovery::targets::Settings,
     /// Schedule of the Service (ClusterIP) and Pod (direct) TCP connect probes.
     pub connect: Schedule,
+    /// Schedule of the sweep: the Service-hop connects of every Service port this node neither
+    /// owns nor has in `always`, each once per `interval` (`kubernetes.connect.sweep_seconds`).
+    pub sweep: Schedule,
     /// Whether Service-hop connects are timed in `hopwatch_probe_duration_seconds`; off, they
     /// are only counted.
     pub service_histogram: bool,

@@ -254,6 +254,8 @@ pub(super) struct RawConnect {
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
     pub service_histogram: Option<S<bool>>,
+    pub service_probe_nodes: Option<S<i64>>,
+    pub sweep_seconds: Option<S<f64>>,
 }
 
 /// `kubernetes.dns`: lookups sent to the cluster DNS Service and each of its replicas.
@@ -283,6 +285,7 @@ pub(super) struct RawIngress {
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
     pub classes: Option<S<Vec<S<String>>>>,
+    pub probe_nodes: Option<S<i64>>,
 }
 
 /// Parses and validates YAML text; `origin` names the file in errors.

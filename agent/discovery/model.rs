@@ -115,6 +115,8 @@ pub struct ServiceInfo {
     pub labels: Labels,
     /// The value of the opt-in/opt-out annotation, if set.
     pub probe_annotation: Option<String>,
+    /// Annotated `hopwatch.io/critical: "true"`: its empty endpoint list pages at once.
+    pub critical: bool,
 }
 
 impl ServiceInfo {
@@ -162,7 +164,11 @@ fn is_tcp(protocol: Option<&String>) -> bool {
     protocol.is_none_or(|p| p == "TCP")
 }
 
-/// Projects a Service; `None` for an object without a name or namespace.
+/// Marks a Service whose outage pages by itself (`hopwatch_service_critical`).
+pub const CRITICAL_ANNOTATION: &str = "hopwatch.io/critical";
+
+/// Projects a Service; `None` for an object without a name or namespace. `annotation` is the
+/// opt-in/opt-out annotation key.
 pub fn project_service(svc: &Service, annotation: &str) -> Option<ServiceInfo> {
     let key = ObjKey::new(
         svc.metadata.namespace.as_deref()?,
@@ -213,6 +219,12 @@ pub fn project_service(svc: &Service, annotation: &str) -> Option<ServiceInfo> {
             .as_ref()
             .and_then(|a| a.get(annotation))
             .cloned(),
+        critical: svc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CRITICAL_ANNOTATION))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
     })
 }
 

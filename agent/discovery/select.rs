@@ -276,6 +276,7 @@ mod tests {
             selector: labels(&[("app", name)]),
             labels: labels(&[("app", name)]),
             probe_annotation: annotation.map(String::from),
+            critical: false,
         }
     }
 

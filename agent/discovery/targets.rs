@@ -1,12 +1,16 @@
 //! From the stores to what this node probes and reports. Pure: the same stores, settings and
 //! node name always give the same result, so it is tested on JSON fixtures.
 //!
-//! Per node and interval, the work is
-//! `Σ selected ClusterIP Services × TCP ports` Service-hop connects (every node probes every
-//! ClusterIP, since the point is each node's kube-proxy), plus
-//! `ready endpoints × TCP ports × min(k, nodes) / nodes` Pod-hop connects (each endpoint from
-//! `k` nodes chosen by rendezvous hashing), plus one DNS lookup per configured name and
-//! kube-dns replica, plus one per headless Service.
+//! Every item is shared out by rendezvous hashing over the node list, so the work and the
+//! series of one node stay flat as the cluster grows:
+//! - the Service hop: each Service port's ClusterIP from `service_probe_nodes` nodes every
+//!   interval, from every node for the `always` Services; every other (node, port) pair once
+//!   per sweep, so each node's kube-proxy is still checked for every ClusterIP;
+//! - the Pod hop: each Service port's ready endpoints from `pod_probe_nodes` nodes;
+//! - each kube-dns replica from `pod_probe_nodes` nodes;
+//! - each Ingress rule and load-balancer host from `edge_probe_nodes` nodes;
+//! - each Service's readiness (series about the cluster, not the node) from one node, its
+//!   owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -22,8 +26,13 @@ use super::store::Stores;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub selection: Selection,
-    /// How many nodes probe each endpoint directly.
+    /// How many nodes connect to each Service port's endpoints directly.
     pub pod_probe_nodes: usize,
+    /// How many nodes connect to each Service port's ClusterIP every interval; the others
+    /// reach it in the sweep.
+    pub service_probe_nodes: usize,
+    /// How many nodes probe each Ingress rule and load-balancer host.
+    pub edge_probe_nodes: usize,
     /// The cluster's DNS domain, e.g. `cluster.local`.
     pub cluster_domain: String,
     /// The cluster DNS Service.
@@ -37,6 +46,8 @@ impl Default for Settings {
         Settings {
             selection: Selection::default(),
             pod_probe_nodes: 3,
+            service_probe_nodes: 3,
+            edge_probe_nodes: 3,
             cluster_domain: "cluster.local".to_string(),
             dns_service: ObjKey::new("kube-system", "kube-dns"),
             ingress_classes: Vec::new(),
@@ -51,6 +62,9 @@ pub struct ServiceTarget {
     /// `namespace/service:port`, the `target` label.
     pub id: String,
     pub address: SocketAddr,
+    /// Connected to once per sweep rather than every interval: neither in `always` nor
+    /// among the port's `service_probe_nodes`.
+    pub sweep: bool,
 }
 
 /// A Service port's ready endpoints that this node connects to directly.
@@ -88,6 +102,8 @@ pub struct Readiness {
     /// Endpoints not Ready, terminating ones included.
     pub not_ready: u32,
     pub empty: Option<EmptyReason>,
+    /// Annotated critical.
+    pub critical: bool,
 }
 
 /// A nameserver to probe directly, with the bounded `server` label naming it.
@@ -112,6 +128,8 @@ pub struct Derived {
     pub services: Vec<ServiceTarget>,
     pub pods: Vec<PodTarget>,
     pub readiness: BTreeMap<ObjKey, Readiness>,
+    /// The Services whose readiness this node exports: one node per Service.
+    pub owned: BTreeSet<ObjKey>,
     pub dns_servers: Vec<DnsServer>,
     pub headless: Vec<Headless>,
     pub load_balancers: Vec<LoadBalancerTarget>,
@@ -136,22 +154,36 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
             continue;
         }
         let own = slices.get(&svc.key).map(Vec::as_slice).unwrap_or_default();
-        derived.readiness.insert(svc.key.clone(), readiness(own));
+        let key = svc.key.to_string();
+        if rendezvous::chosen(node, &key, &nodes, 1) {
+            derived.owned.insert(svc.key.clone());
+        }
+        derived.readiness.insert(
+            svc.key.clone(),
+            Readiness {
+                critical: svc.critical,
+                ..readiness(own)
+            },
+        );
+        let always = settings.selection.always.contains(&svc.key);
         for port in svc.ports.iter().filter(|p| p.tcp) {
-            let id = format!("{}:{}", svc.key, port.port);
+            let id = format!("{key}:{}", port.port);
+            let chosen = |k| rendezvous::chosen(node, &id, &nodes, k);
             if let Address::ClusterIp(ip) = svc.address {
                 derived.services.push(ServiceTarget {
                     service: svc.key.clone(),
                     id: id.clone(),
                     address: SocketAddr::new(ip, port.port),
+                    sweep: !always && !chosen(settings.service_probe_nodes),
                 });
             }
-            let endpoints = assigned(own, port, node, &nodes, settings.pod_probe_nodes);
-            derived.pods.push(PodTarget {
-                service: svc.key.clone(),
-                id,
-                endpoints,
-            });
+            if chosen(settings.pod_probe_nodes) {
+                derived.pods.push(PodTarget {
+                    service: svc.key.clone(),
+                    endpoints: ready_endpoints(own, port),
+                    id,
+                });
+            }
         }
         if svc.address == Address::Headless && svc.has_selector() {
             derived
@@ -170,8 +202,13 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
             derived
                 .invalid
                 .extend(ing.annotation_error().map(str::to_string));
-            derived.load_balancers.extend(hosts);
-            derived.ingresses.extend(requests);
+            let mine = |id: &str| rendezvous::chosen(node, id, &nodes, settings.edge_probe_nodes);
+            derived
+                .load_balancers
+                .extend(hosts.into_iter().filter(|t| mine(&t.id)));
+            derived
+                .ingresses
+                .extend(requests.into_iter().filter(|t| mine(&t.id)));
         }
     }
     derived
@@ -217,6 +254,7 @@ fn readiness(slices: &[&SliceInfo]) -> Readiness {
         terminating: count(|e| e.terminating),
         not_ready: count(|e| !e.ready),
         empty: None,
+        critical: false,
     };
     if r.ready == 0 {
         r.empty = Some(if seen.is_empty() {
@@ -241,24 +279,17 @@ fn slice_port(slice: &SliceInfo, port: &ServicePort) -> Option<u16> {
     })
 }
 
-/// Ready endpoints of `port` that rendezvous hashing gives to `node`.
-fn assigned(
-    slices: &[&SliceInfo],
-    port: &ServicePort,
-    node: &str,
-    nodes: &[&str],
-    k: usize,
-) -> Vec<SocketAddr> {
+/// Every ready endpoint of `port`, each once. A Service port's endpoints go to the same
+/// nodes together, so that a node's Pod-hop series name a handful of Services, not one per
+/// endpoint it was given.
+fn ready_endpoints(slices: &[&SliceInfo], port: &ServicePort) -> Vec<SocketAddr> {
     let mut out = BTreeSet::new();
     for slice in slices {
         let Some(number) = slice_port(slice, port) else {
             continue;
         };
         for e in slice.endpoints.iter().filter(|e| e.ready) {
-            let addr = SocketAddr::new(e.address, number);
-            if rendezvous::chosen(node, &addr.to_string(), nodes, k) {
-                out.insert(addr);
-            }
+            out.insert(SocketAddr::new(e.address, number));
         }
     }
     out.into_iter().collect()

@@ -3,7 +3,8 @@
 //! names are written.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, IntGaugeVec};
 
@@ -24,6 +25,11 @@ pub const RESOURCES: [&str; 6] = [
 
 const CONDITIONS: [&str; 4] = ["ready", "serving", "terminating", "not_ready"];
 
+/// How long an agent keeps exporting the readiness of a Service it no longer owns. The new
+/// owner, which sees the same Node list change within seconds, has been scraped by then: the
+/// series never have a gap, and `max by (namespace, service)` never counts them twice.
+pub const HANDOVER: Duration = Duration::from_secs(120);
+
 /// Series per Service and per watched resource.
 pub struct ClusterMetrics {
     endpoints: IntGaugeVec,
@@ -37,8 +43,18 @@ pub struct ClusterMetrics {
     policy_denied: IntGaugeVec,
     unenforced: IntGaugeVec,
     invalid_annotations: IntGaugeVec,
-    /// Transitions already added to the counter, per Service.
-    exported: Mutex<HashMap<ObjKey, u64>>,
+    critical: IntGaugeVec,
+    sweep: IntCounterVec,
+    /// The Services whose readiness this agent exports, with the transitions already added
+    /// to their counter, and since when it no longer owns them (during the handover).
+    exported: Mutex<HashMap<ObjKey, Exported>>,
+}
+
+/// One Service's exported readiness.
+#[derive(Debug, Clone, Copy, Default)]
+struct Exported {
+    transitions: u64,
+    released: Option<Instant>,
 }
 
 impl ClusterMetrics {
@@ -99,8 +115,19 @@ impl ClusterMetrics {
                 "Selected Ingresses whose hopwatch.io/expected-addresses value this agent could not parse (the log says why); their load-balancer hop is unknown.",
                 &[],
             ),
+            critical: r.int_gauges(
+                "hopwatch_service_critical",
+                "1 for a Service annotated hopwatch.io/critical: \"true\"; exported with its readiness, by one agent.",
+                &["namespace", "service"],
+            ),
+            sweep: r.counters(
+                "hopwatch_service_sweep_connects_total",
+                "Service-hop connects of the sweep (the ClusterIP ports this node probes once per sweep, not every interval), by result; a failing port also shows in hopwatch_path_status.",
+                &["result"],
+            ),
             exported: Mutex::new(HashMap::new()),
         };
+        m.sweep.with_label_values(&["success"]);
         m.client_errors.with_label_values::<&str>(&[]);
         m.invalid_annotations
             .with_label_values(&[] as &[&str])
@@ -112,9 +139,49 @@ impl ClusterMetrics {
         m
     }
 
-    /// Sets a Service's endpoint counts, its empty flag and its readiness flips so far.
-    pub fn set_readiness(&self, svc: &ObjKey, r: &Readiness, transitions: u64) {
+    fn exported(&self) -> MutexGuard<'_, HashMap<ObjKey, Exported>> {
+        self.exported.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets a Service's endpoint counts, its empty and critical flags and its readiness flips
+    /// so far, when this agent `owned` it or gave it up less than [`HANDOVER`] ago; drops
+    /// them after that.
+    pub fn set_readiness(
+        &self,
+        svc: &ObjKey,
+        r: &Readiness,
+        transitions: u64,
+        owned: bool,
+        now: Instant,
+    ) {
+        let mut exported = self.exported();
+        let entry = match (owned, exported.get_mut(svc)) {
+            (true, Some(e)) => {
+                e.released = None;
+                e
+            }
+            (true, None) => exported.entry(svc.clone()).or_default(),
+            (false, None) => return,
+            (false, Some(e)) => {
+                let since = *e.released.get_or_insert(now);
+                if now.duration_since(since) >= HANDOVER {
+                    drop(exported);
+                    self.drop_readiness(svc);
+                    return;
+                }
+                e
+            }
+        };
         let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+        let counter = self.transitions.with_label_values(&[ns, name]);
+        counter.inc_by(transitions.saturating_sub(entry.transitions));
+        entry.transitions = transitions.max(entry.transitions);
+        drop(exported);
+        if r.critical {
+            self.critical.with_label_values(&[ns, name]).set(1);
+        } else {
+            let _ = self.critical.remove_label_values(&[ns, name]);
+        }
         let counts = [r.ready, r.serving, r.terminating, r.not_ready];
         for (condition, n) in CONDITIONS.into_iter().zip(counts) {
             self.endpoints
@@ -130,21 +197,45 @@ impl ClusterMetrics {
                 let _ = self.empty.remove_label_values(&[ns, name, reason.as_str()]);
             }
         }
-        let mut exported = self
-            .exported
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = exported.entry(svc.clone()).or_insert(0);
-        let counter = self.transitions.with_label_values(&[ns, name]);
-        counter.inc_by(transitions.saturating_sub(*before));
-        *before = transitions.max(*before);
     }
 
-    /// Sets a Service's verdict: one `path_status` series, for its broken hop.
+    /// When the next handover ends: the readiness series of a Service this agent gave up are
+    /// to be dropped then.
+    pub fn handover_due(&self) -> Option<Instant> {
+        self.exported()
+            .values()
+            .filter_map(|e| e.released)
+            .min()
+            .map(|since| since + HANDOVER)
+    }
+
+    /// Drops a Service's readiness series.
+    fn drop_readiness(&self, svc: &ObjKey) {
+        let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+        for condition in CONDITIONS {
+            let _ = self.endpoints.remove_label_values(&[ns, name, condition]);
+        }
+        for reason in [EmptyReason::NoEndpoints, EmptyReason::NoneReady] {
+            let _ = self.empty.remove_label_values(&[ns, name, reason.as_str()]);
+        }
+        let _ = self.transitions.remove_label_values(&[ns, name]);
+        let _ = self.critical.remove_label_values(&[ns, name]);
+        self.exported().remove(svc);
+    }
+
+    /// Counts one connect of the sweep.
+    pub fn sweep_connect(&self, result: &str) {
+        self.sweep.with_label_values(&[result]).inc();
+    }
+
+    /// Sets a Service's verdict: one `path_status` series, for its broken hop. A Service this
+    /// node reaches only in the sweep has no series while nothing is broken, so that a node's
+    /// series do not grow with the cluster's Services.
     pub fn set_verdict(&self, svc: &ObjKey, verdict: &ServiceVerdict) {
         let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+        let shown = verdict.detailed || verdict.broken != BrokenHop::None;
         for hop in BrokenHop::ALL {
-            if hop == verdict.broken {
+            if shown && hop == verdict.broken {
                 self.path_status
                     .with_label_values(&[ns, name, hop.as_str()])
                     .set(1);
@@ -154,31 +245,25 @@ impl ClusterMetrics {
                     .remove_label_values(&[ns, name, hop.as_str()]);
             }
         }
-        self.unreachable
-            .with_label_values(&[ns, name])
-            .set(i64::from(verdict.unreachable));
+        if verdict.detailed || verdict.unreachable > 0 {
+            self.unreachable
+                .with_label_values(&[ns, name])
+                .set(i64::from(verdict.unreachable));
+        } else {
+            let _ = self.unreachable.remove_label_values(&[ns, name]);
+        }
     }
 
     /// Drops every series of a Service that is gone.
     pub fn forget_service(&self, svc: &ObjKey) {
         let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
-        for condition in CONDITIONS {
-            let _ = self.endpoints.remove_label_values(&[ns, name, condition]);
-        }
-        for reason in [EmptyReason::NoEndpoints, EmptyReason::NoneReady] {
-            let _ = self.empty.remove_label_values(&[ns, name, reason.as_str()]);
-        }
+        self.drop_readiness(svc);
         for hop in BrokenHop::ALL {
             let _ = self
                 .path_status
                 .remove_label_values(&[ns, name, hop.as_str()]);
         }
-        let _ = self.transitions.remove_label_values(&[ns, name]);
         let _ = self.unreachable.remove_label_values(&[ns, name]);
-        self.exported
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(svc);
     }
 
     /// Replaces the denied-target counts: one series per Service with denied targets.

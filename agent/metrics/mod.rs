@@ -1080,6 +1080,9 @@ hopwatch_schedule_lag_seconds_bucket{le="10"} 1
 hopwatch_schedule_lag_seconds_bucket{le="+Inf"} 1
 hopwatch_schedule_lag_seconds_sum 0.0003
 hopwatch_schedule_lag_seconds_count 1
+# HELP hopwatch_service_sweep_connects_total Service-hop connects of the sweep (the ClusterIP ports this node probes once per sweep, not every interval), by result; a failing port also shows in hopwatch_path_status.
+# TYPE hopwatch_service_sweep_connects_total counter
+hopwatch_service_sweep_connects_total{result="success"} 0
 # HELP hopwatch_targets Targets being probed, by hop.
 # TYPE hopwatch_targets gauge
 hopwatch_targets{hop="dns"} 1

@@ -64,7 +64,7 @@ pub fn stores(shape: Shape) -> Stores {
     stores
 }
 
-fn service(key: &ObjKey, index: usize, ports: usize) -> ServiceInfo {
+pub fn service(key: &ObjKey, index: usize, ports: usize) -> ServiceInfo {
     ServiceInfo {
         key: key.clone(),
         address: Address::ClusterIp(loopback(0x10_0000 + index as u32)),
@@ -79,6 +79,7 @@ fn service(key: &ObjKey, index: usize, ports: usize) -> ServiceInfo {
         selector: [("app", key.name.as_str())].into_iter().collect(),
         labels: [("app", key.name.as_str())].into_iter().collect(),
         probe_annotation: None,
+        critical: false,
     }
 }
 

@@ -10,7 +10,7 @@
 //! | `schedule`   | schedule lag of 5,000 targets on one core                      |
 //! | `throughput` | connects/s and lookups/s on one core vs the loopback limit     |
 //! | `memory`     | RSS of `hopwatch run` against 10,000 Services / 100,000 endpoints |
-//! | `growth`     | probes per node and series per agent as nodes are added        |
+//! | `fleet`      | series and probe load of the whole DaemonSet at 10 to 5,000 nodes |
 //! | `all`        | all of the above                                               |
 //!
 //! Run without `--bench` (as `cargo test --all-targets` does) it checks its own measuring
@@ -26,7 +26,7 @@ mod cpu;
 #[path = "../../tests/fakeapi_support/mod.rs"]
 mod fakeapi_support;
 mod fidelity;
-mod growth;
+mod fleet;
 mod memory;
 #[path = "../../tests/nginx_support/mod.rs"]
 mod nginx_support;
@@ -39,7 +39,7 @@ mod throughput;
 use std::collections::HashMap;
 
 const USAGE: &str =
-    "usage: lab (cpu|fidelity|schedule|throughput|memory|growth|all) [--option value]…";
+    "usage: lab (cpu|fidelity|schedule|throughput|memory|fleet|all) [--option value]…";
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,8 +91,13 @@ fn get<T: std::str::FromStr>(options: &HashMap<String, String>, name: &str, defa
 
 fn run(command: &str, o: &HashMap<String, String>) {
     let all = command == "all";
-    if all || command == "growth" {
-        growth::run(500, 2, 10, &[10, 100, 1000, 5000], get(o, "k", 3));
+    if all || command == "fleet" {
+        let fleet = fleet::Fleet {
+            services: get(o, "services", 2000),
+            endpoints: get(o, "endpoints", 25),
+            rules: get(o, "rules", 500),
+        };
+        fleet::run(fleet, &[10, 500, 5000], get(o, "sample", 24));
     }
     if all || command == "cpu" {
         cpu::run(get(o, "repeats", 3), get(o, "scale", 1.0));
@@ -117,7 +122,7 @@ fn run(command: &str, o: &HashMap<String, String>) {
     }
     let known = [
         "all",
-        "growth",
+        "fleet",
         "cpu",
         "fidelity",
         "schedule",
@@ -133,7 +138,8 @@ fn self_check() {
     check_counting();
     check_sampling();
     check_connect_loop();
-    println!("lab self-check: 3 passed, 0 failed");
+    fleet::self_check();
+    println!("lab self-check: 4 passed, 0 failed");
 }
 
 /// Rendezvous hashing gives every endpoint-port to exactly `k` of the nodes.
@@ -156,7 +162,7 @@ fn check_counting() {
             assert_eq!(
                 derived.services.len(),
                 20,
-                "every node connects to every ClusterIP port"
+                "every node connects to every ClusterIP port, every interval or in the sweep"
             );
             derived
                 .pods
