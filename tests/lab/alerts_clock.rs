@@ -14,9 +14,9 @@
 //! three phases, each a set of faults that do not hide one another, then healed or kept:
 //! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
 //!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
-//! 2. around it: a stale public DNS record, DNS packet loss, a throttled agent, a bad config
-//!    edit, a ClusterRole without ingresses, NetworkPolicies nothing enforces (kube-router
-//!    stopped);
+//! 2. around it: a stale public DNS record, DNS packet loss, DNS blocked from a node's pods, a
+//!    throttled agent, a bad config edit, a ClusterRole without ingresses, NetworkPolicies
+//!    nothing enforces (kube-router stopped);
 //! 3. the agents themselves: one killed, one pod gone, then every pod gone.
 
 use std::collections::BTreeSet;
@@ -88,7 +88,7 @@ const DATA_PATH: [Expected; 14] = [
     ("HopwatchPodErrorBudgetBurn", &[("severity", "warning")]),
 ];
 
-const AROUND: [Expected; 7] = [
+const AROUND: [Expected; 8] = [
     (
         "HopwatchLoadBalancerErrorBudgetBurn",
         &[("hop", "loadbalancer"), ("severity", "critical")],
@@ -101,6 +101,7 @@ const AROUND: [Expected; 7] = [
         "HopwatchDNSErrorBudgetBurn",
         &[("hop", "dns"), ("severity", "critical")],
     ),
+    ("HopwatchDNSFailingOnNode", &[("node", "node-3")]),
     ("HopwatchScheduleLagHigh", &[("node", "node-1")]),
     ("HopwatchConfigReloadFailing", &[]),
     ("HopwatchKubeNotSynced", &[("resource", "ingresses")]),
@@ -219,6 +220,7 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     // hide the ClusterIP alert: it comes now, with the other faults around the data path.
     lab.fault(&["lb-dns", "--host", "api.example.com"]);
     lab.fault(&["dns-loss", "--node", "node-2", "--percent", "30"]);
+    lab.fault(&["dns-block", "--node", "node-3"]);
     lab.fault(&["throttle", "--node", "node-1"]);
     lab.fault(&["config", "--node", "node-1"]);
     lab.fault(&["rbac", "--resource", "ingresses", "--node", "node-2"]);
