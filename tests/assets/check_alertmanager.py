@@ -4,7 +4,9 @@ accepts it, and with the alerts the rules raise posted, exactly what should page
 - `lab`: four faults at once (kube-proxy rules gone for one Service on node n1, a Service
   with no ready pod behind an Ingress, DNS blocked from node n2's pods, an expired
   certificate), each with every alert it raises, labelled as the rules label them: one page
-  per fault, each with its node, Service or host; every other alert inhibited.
+  per fault, each with its node, Service or host; every other alert inhibited. And each
+  fault alone, in a cluster of its own (`alone-1` …), where no other fault's alert can do
+  the inhibiting: one page.
 - `tls`: an expired certificate's TLS alert is inhibited by the certificate one, while a TLS
   failure of another kind, or of another target, is not.
 - `diffuse`: a burn rate with nothing more precise firing still pages.
@@ -55,31 +57,31 @@ def burn(hop, cluster):
 CERT = "shop/front/pay.example.com/"
 
 
-def lab_faults():
-    """fault -> (the alerts it raises, the one that must page)."""
-    c = {"cluster": "lab"}
+def lab_faults(cluster):
+    """fault -> (the alerts it raises in `cluster`, the one that must page)."""
+    c = {"cluster": cluster}
     return {
         "kube-proxy rules gone for shop/cart on n1": (
-            [alert("HopwatchClusterIPFailingOnNode", node="n1", **c), burn("service", "lab")],
+            [alert("HopwatchClusterIPFailingOnNode", node="n1", **c), burn("service", cluster)],
             alert("HopwatchClusterIPFailingOnNode", node="n1", **c)),
         "no ready pod for shop/web, behind an Ingress": (
             [alert("HopwatchServiceNoReadyEndpoints", namespace="shop", service="web", reason="no_endpoints", **c),
              alert("HopwatchServiceNoReadyEndpoints", "warning", namespace="shop", service="web",
                    reason="no_endpoints", **c),
-             burn("ingress", "lab")],
+             burn("ingress", cluster)],
             alert("HopwatchServiceNoReadyEndpoints", namespace="shop", service="web", reason="no_endpoints", **c)),
         # HopwatchServiceEndpointsUnreachable for kube-system/kube-dns is not raised: the rule
         # counts unreachable endpoints only where the verdict is `pod`, and on n2 it is `dns`.
         "DNS blocked from n2's pods": (
             [alert("HopwatchDNSFailingOnNode", node="n2", **c),
              alert("HopwatchDNSResolverTimeouts", "warning", node="n2", server="kube-dns", **c)]
-            + [burn(h, "lab") for h in ("dns", "loadbalancer", "ingress", "service", "pod")],
+            + [burn(h, cluster) for h in ("dns", "loadbalancer", "ingress", "service", "pod")],
             alert("HopwatchDNSFailingOnNode", node="n2", **c)),
         "expired certificate of pay.example.com": (
             [alert("HopwatchCertificateExpiryImminent", namespace="shop", target=CERT, **c),
              alert("HopwatchTLSVerificationFailing", hop="ingress", namespace="shop", target=CERT,
                    result="tls_expired", **c),
-             burn("ingress", "lab")],
+             burn("ingress", cluster)],
             alert("HopwatchCertificateExpiryImminent", namespace="shop", target=CERT, **c)),
     }
 
@@ -131,14 +133,17 @@ def main():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"Alertmanager did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
                 time.sleep(0.1)
-        faults = lab_faults()
+        faults = lab_faults("lab")
+        alone = [lab_faults(f"alone-{i}")[name] for i, name in enumerate(faults, 1)]
         posted = [a for raised, _ in faults.values() for a in raised]
+        posted += [a for raised, _ in alone for a in raised]
         posted += [a for a, _ in tls_cases()]
         posted += [burn("pod", "diffuse")]
         api(base, "/alerts", posted)
-        pages = {key(page) for _, page in faults.values()}
+        scenarios = list(faults.values()) + alone
+        pages = {key(page) for _, page in scenarios}
         want = {key(a): ("active" if key(a) in pages else "suppressed")
-                for raised, _ in faults.values() for a in raised}
+                for raised, _ in scenarios for a in raised}
         want.update({key(a): state for a, state in tls_cases()})
         want[key(burn("pod", "diffuse"))] = "active"
         deadline = time.monotonic() + 20
