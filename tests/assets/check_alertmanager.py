@@ -1,9 +1,9 @@
 """alerts/alertmanager.yaml in a real Alertmanager (Debian's prometheus-alertmanager): amtool
 accepts it, and with the alerts the rules raise posted, exactly what should page is left:
 
-- `lab`: four faults at once (kube-proxy rules gone for one Service on node n1, a Service
-  with no ready pod behind an Ingress, DNS blocked from node n2's pods, an expired
-  certificate), each with every alert it raises, labelled as the rules label them: one page
+- `lab`: five faults at once (kube-proxy rules gone for one Service on node n1, a Service
+  with no ready pod behind an Ingress, DNS blocked from node n2's pods, a Service whose pods
+  refuse on their targetPort, an expired certificate), each with every alert it raises, labelled as the rules label them: one page
   per fault, each with its node, Service or host; every other alert inhibited. And each
   fault alone, in a cluster of its own (`alone-1` …), where no other fault's alert can do
   the inhibiting: one page.
@@ -77,6 +77,13 @@ def lab_faults(cluster):
              alert("HopwatchDNSResolverTimeouts", "warning", node="n2", server="kube-dns", **c)]
             + [burn(h, cluster) for h in ("dns", "loadbalancer", "ingress", "service", "pod")],
             alert("HopwatchDNSFailingOnNode", node="n2", **c)),
+        # HopwatchServiceEndpointsUnreachable for shop/api is raised (the verdict is service
+        # or pod on every node) and inhibited by the Service's page.
+        "shop/api's pods refuse on their targetPort": (
+            [alert("HopwatchServiceFailingEverywhere", namespace="shop", service="api", **c),
+             alert("HopwatchServiceEndpointsUnreachable", "warning", namespace="shop", service="api", **c),
+             burn("service", cluster), burn("pod", cluster)],
+            alert("HopwatchServiceFailingEverywhere", namespace="shop", service="api", **c)),
         "expired certificate of pay.example.com": (
             [alert("HopwatchCertificateExpiryImminent", namespace="shop", target=CERT, **c),
              alert("HopwatchTLSVerificationFailing", hop="ingress", namespace="shop", target=CERT,

@@ -11,13 +11,14 @@
 //! First a quiet phase: the healthy lab, with NetworkPolicies kube-router enforces (the seed's
 //! deny-all in `shop` and a policy denying the agents alone) and an Ingress without
 //! load-balancer status, raises no alert at all. Then
-//! three phases, each a set of faults that do not hide one another, then healed or kept:
+//! four phases, each a set of faults that do not hide one another, then healed or kept:
 //! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
 //!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
 //! 2. around it: a stale public DNS record, DNS packet loss, DNS blocked from a node's pods, a
 //!    throttled agent, a bad config edit, a ClusterRole without ingresses, NetworkPolicies
 //!    nothing enforces (kube-router stopped);
-//! 3. the agents themselves: one killed, one pod gone, then every pod gone.
+//! 3. a Service whose pods refuse on a wrong targetPort, from every node;
+//! 4. the agents themselves: one killed, one pod gone, then every pod gone.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -110,6 +111,11 @@ const AROUND: [Expected; 8] = [
         &[("namespace", "shop"), ("policy", "default-deny-ingress")],
     ),
 ];
+
+const SERVICE: [Expected; 1] = [(
+    "HopwatchServiceFailingEverywhere",
+    &[("namespace", "shop"), ("service", "cart")],
+)];
 
 const AGENTS: [Expected; 2] = [
     (
@@ -234,6 +240,20 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     fired.extend(names(&alerts));
     lab.heal(&["throttle", "--node", "node-1"]);
     lab.heal(&["config", "--node", "node-1"]);
+
+    // cart's pods refuse on a wrong targetPort, seen from every node: the DNS faults and the
+    // policies denying the agents go first, as each would hide the verdict on some node.
+    lab.heal(&["netpol"]);
+    lab.heal(&["dns-block", "--node", "node-3"]);
+    lab.heal(&["dns-loss", "--node", "node-2"]);
+    lab.heal(&["no-endpoints", "--service", "shop/cart"]);
+    lab.fault(&["target-port", "--service", "shop/cart", "--port", "8081"]);
+    let alerts = eventually(
+        "a Service failing everywhere",
+        Duration::from_secs(90),
+        || all_firing(&lab, &SERVICE),
+    );
+    fired.extend(names(&alerts));
 
     lab.fault(&["agent-stop", "--node", "node-2"]);
     lab.fault(&["agent-gone", "--node", "node-1"]);
