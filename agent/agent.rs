@@ -510,6 +510,9 @@ impl Agent {
         }
         self.shadowed = shadowed;
         self.note_invalid(std::mem::take(&mut plan.invalid));
+        // Before the reconcile starts them: their first series carry their namespace.
+        self.metrics
+            .set_discovered(plan.targets.iter().map(Target::key));
         all.append(&mut plan.targets);
         self.sink.set_denials(std::mem::take(&mut plan.denials));
         let sweep = std::mem::take(&mut plan.sweep);

@@ -418,14 +418,14 @@ def endpoints():
     s = SERVICE
     lay.row("Services")
     lay.add(stat("Services without a ready endpoint", "Services whose every connection fails.",
-                 f'count(max by (namespace, service) (hopwatch_service_empty_endpoints{{{s}}}) == 1) or vector(0)',
+                 f'count(max by (cluster, namespace, service) (hopwatch_service_empty_endpoints{{{s}}}) == 1) or vector(0)',
                  thresholds=red_from_one()), 4, 8)
     lay.add(labels_table("Services without a ready endpoint", "no_endpoints: the selector matches no "
                          "pod; none_ready: pods exist but none is Ready.",
-                         f'max by (namespace, service, reason) (hopwatch_service_empty_endpoints{{{s}}}) == 1'), 8, 8)
+                         f'max by (cluster, namespace, service, reason) (hopwatch_service_empty_endpoints{{{s}}}) == 1'), 8, 8)
     lay.add(table("Endpoints by condition", "Endpoints of each Service by condition, each "
                   "address counted once across its slices.",
-                  [target(f'max by (namespace, service) (hopwatch_service_endpoints{{{s}, condition="{c}"}})',
+                  [target(f'max by (cluster, namespace, service) (hopwatch_service_endpoints{{{s}, condition="{c}"}})',
                           ref=r, instant=True, table=True)
                    for r, c in zip("ABCD", ["ready", "serving", "terminating", "not_ready"])],
                   transformations=[{"id": "merge", "options": {}},
@@ -442,22 +442,22 @@ def endpoints():
                                                  {"color": "green", "value": 1}]}}]}]), 12, 8)
     lay.row("Over time")
     lay.add(timeseries("Ready endpoints", "Per Service.",
-                       [target(f'max by (namespace, service) (hopwatch_service_endpoints{{{s}, condition="ready"}})',
+                       [target(f'max by (cluster, namespace, service) (hopwatch_service_endpoints{{{s}, condition="ready"}})',
                                "{{namespace}}/{{service}}")], "short"), 12, 8)
     lay.add(timeseries("Terminating and not-ready endpoints", "Rollouts and failing readiness "
                        "probes show here first.",
-                       [target(f'max by (namespace, service, condition) (hopwatch_service_endpoints{{{s}, condition=~"terminating|not_ready"}})',
+                       [target(f'max by (cluster, namespace, service, condition) (hopwatch_service_endpoints{{{s}, condition=~"terminating|not_ready"}})',
                                "{{namespace}}/{{service}} {{condition}}")], "short"), 12, 8)
     lay.row("Readiness flapping and unreachable endpoints")
     lay.add(timeseries("Readiness flips per hour", "Endpoints whose Ready condition flipped "
                        "between two versions of their slice. Steady flipping means a "
                        "readiness probe on the edge of its threshold.",
-                       [target(f'max by (namespace, service) (increase(hopwatch_endpoint_ready_transitions_total{{{s}}}[1h]))',
+                       [target(f'max by (cluster, namespace, service) (increase(hopwatch_endpoint_ready_transitions_total{{{s}}}[1h]))',
                                "{{namespace}}/{{service}}")], "short"), 12, 8)
     lay.add(timeseries("Ready but unreachable endpoints, by node", "Ready endpoints that "
                        "refused or dropped this node's direct connects in the last round: "
                        "Kubernetes still sends them traffic.",
-                       [target(f'max by (namespace, service, node) (hopwatch_service_unreachable_endpoints{{{s}}}) > 0',
+                       [target(f'max by (cluster, namespace, service, node) (hopwatch_service_unreachable_endpoints{{{s}}}) > 0',
                                "{{namespace}}/{{service}} from {{node}}")], "short"), 12, 8)
     lay.row("NetworkPolicies")
     policies = f'{AGENT}, namespace=~"$namespace"'
@@ -471,7 +471,7 @@ def endpoints():
     lay.add(timeseries("Targets the policies deny to the agents", "Service-hop and Pod-hop "
                        "targets per Service whose connects NetworkPolicies deny to the agents: "
                        "recorded as policy_denied, left out of the verdict and the SLO ratios.",
-                       [target(f'max by (namespace, service) (hopwatch_networkpolicy_denied_targets{{{s}}})',
+                       [target(f'max by (cluster, namespace, service) (hopwatch_networkpolicy_denied_targets{{{s}}})',
                                "{{namespace}}/{{service}}")], "short"), 12, 8)
     return dashboard("hopwatch-endpoints", "hopwatch / Endpoints",
                      "EndpointSlice readiness per Service as every agent sees it: ready, "
@@ -539,12 +539,17 @@ def nodes():
 
 def agent():
     lay = Layout()
-    job = f'job="hopwatch", {AGENT}'
+    # No job is named: the agents are the targets that export hopwatch_build_info (the
+    # ServiceMonitor's jobLabel sets the job), and a target that fails its scrapes belongs to
+    # a job that exported it within the day (a recording rule of alerts/).
+    agents = 'and on (instance, job) hopwatch_build_info'
+    jobs = ('and on (cluster, job) group by (cluster, job) '
+            '(max_over_time(cluster_job:hopwatch_build_info:present[1d]))')
     lay.row("Agents")
     lay.add(stat("Agents up", "Agents Prometheus scrapes successfully.",
-                 f'sum(up{{{job}}})'), 4, 5)
-    lay.add(stat("Agents down", "Targets of job hopwatch that failed their last scrape.",
-                 f'count(up{{{job}}} == 0) or vector(0)',
+                 f'count(up{{{AGENT}}} == 1 {agents}) or vector(0)'), 4, 5)
+    lay.add(stat("Agents down", "Targets of the agents' job that failed their last scrape.",
+                 f'count(up{{{AGENT}}} == 0 {jobs}) or vector(0)',
                  thresholds=red_from_one()), 4, 5)
     lay.add(table("Versions", "Agents per running version.",
                   [target(f'count by (version) (hopwatch_build_info{{{AGENT}}})', instant=True, table=True)],
@@ -587,17 +592,17 @@ def agent():
                                "{{node}}")], "s"), 8, 8)
     lay.add(timeseries("Series per agent", "Samples each scrape returns: the agent's "
                        "cardinality, which grows with targets and Services.",
-                       [target(f'scrape_samples_scraped{{{job}}}', "{{node}}")], "short"), 12, 8)
+                       [target(f'scrape_samples_scraped{{{AGENT}}} {agents}', "{{node}}")], "short"), 12, 8)
     lay.row("Footprint")
     lay.add(timeseries("CPU", "CPU time per second of wall time, per agent. Compare with the "
                        "container's limit: throttling shows as schedule lag.",
-                       [target(f'rate(process_cpu_seconds_total{{{job}}}[$__rate_interval])', "{{node}}")],
+                       [target(f'rate(process_cpu_seconds_total{{{AGENT}}}[$__rate_interval]) {agents}', "{{node}}")],
                        "percentunit"), 8, 8)
     lay.add(timeseries("Resident memory", "Per agent. Compare with the container's limit.",
-                       [target(f'process_resident_memory_bytes{{{job}}}', "{{node}}")], "bytes"), 8, 8)
+                       [target(f'process_resident_memory_bytes{{{AGENT}}} {agents}', "{{node}}")], "bytes"), 8, 8)
     lay.add(timeseries("Open file descriptors", "Sockets of probes in flight, watches and "
                        "scrapes.",
-                       [target(f'process_open_fds{{{job}}}', "{{node}}")], "short"), 8, 8)
+                       [target(f'process_open_fds{{{AGENT}}} {agents}', "{{node}}")], "short"), 8, 8)
     return dashboard("hopwatch-agent", "hopwatch / Agents",
                      "The agents themselves: who is up, probe scheduling lag, API watches, "
                      "configuration reloads and footprint.", lay)

@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -92,6 +93,9 @@ pub struct Metrics {
     /// Hops whose probes are counted but not timed in `hopwatch_probe_duration_seconds`.
     /// Locked only while `written` is held.
     untimed: Mutex<BTreeSet<Hop>>,
+    /// The targets discovered from Kubernetes objects, whose series carry the namespace of
+    /// their id; configured ones carry none. Locked only while `written` is held.
+    discovered: Mutex<HashSet<TargetKey>>,
 }
 
 impl Default for Metrics {
@@ -116,67 +120,67 @@ impl Metrics {
             probes: r.counters(
                 "hopwatch_probes_total",
                 "Probe attempts by hop, target and result (success or the failure reason).",
-                &["hop", "target", "result"],
+                &["hop", "target", "namespace", "result"],
             ),
             probe_duration: r.histograms(
                 "hopwatch_probe_duration_seconds",
                 "Duration of probe attempts, as the user of the hop would feel it.",
-                &["hop", "target"],
+                &["hop", "target", "namespace"],
             ),
             dns_lookups: r.counters(
                 "hopwatch_dns_lookups_total",
                 "DNS lookups of the name as written (search list) by emulated resolver and result.",
-                &["target", "server", "flavor", "result"],
+                &["target", "namespace", "server", "flavor", "result"],
             ),
             dns_queries: r.counters(
                 "hopwatch_dns_queries_total",
                 "Wire queries of DNS lookups (search and fqdn mode) by type, rcode and transport.",
-                &["target", "server", "mode", "qtype", "rcode", "transport"],
+                &["target", "namespace", "server", "mode", "qtype", "rcode", "transport"],
             ),
             dns_send_errors: r.counters(
                 "hopwatch_dns_send_errors_total",
                 "DNS queries the emulated resolver tried to send but that never reached the wire (rcode SEND_ERROR).",
-                &["target", "server", "mode", "qtype", "transport"],
+                &["target", "namespace", "server", "mode", "qtype", "transport"],
             ),
             dns_lookup_duration: r.histograms(
                 "hopwatch_dns_lookup_duration_seconds",
                 "Duration of DNS lookups as written (search) and as FQDN (fqdn).",
-                &["target", "server", "mode"],
+                &["target", "namespace", "server", "mode"],
             ),
             dns_queries_per_lookup: r.int_gauges(
                 "hopwatch_dns_queries_per_lookup",
                 "Wire queries sent by the last DNS lookup.",
-                &["target", "server", "mode"],
+                &["target", "namespace", "server", "mode"],
             ),
             dns_nxdomain_per_lookup: r.int_gauges(
                 "hopwatch_dns_nxdomain_per_lookup",
                 "NXDOMAIN replies received by the last DNS lookup.",
-                &["target", "server", "mode"],
+                &["target", "namespace", "server", "mode"],
             ),
             dns_amplification: r.gauges(
                 "hopwatch_dns_amplification_ratio",
                 "Wire queries of the search lookup per query of the FQDN lookup, last cycle.",
-                &["target", "server"],
+                &["target", "namespace", "server"],
             ),
             http_phase: r.histograms(
                 "hopwatch_http_phase_duration_seconds",
                 "Duration of each phase of an edge probe on a fresh connection: dns, connect, tls, ttfb.",
-                &["hop", "target", "phase"],
+                &["hop", "target", "namespace", "phase"],
             ),
             http_responses: r.counters(
                 "hopwatch_http_responses_total",
                 "HTTP responses of edge probes by status code, expected or not.",
-                &["hop", "target", "code"],
+                &["hop", "target", "namespace", "code"],
             ),
             tls_not_after: r.gauges(
                 "hopwatch_tls_cert_not_after_timestamp_seconds",
                 "Earliest notAfter (Unix time) in the certificate chain the target presented.",
-                &["target"],
+                &["target", "namespace"],
             ),
             tls_verified: r.int_gauges(
                 "hopwatch_tls_cert_verified",
                 "1 when the target's certificate chain verified for its host, 0 when not (reported even with verification turned off).",
-                &["target"],
+                &["target", "namespace"],
             ),
             targets: r.int_gauges(
                 "hopwatch_targets",
@@ -210,6 +214,7 @@ impl Metrics {
             _process: r.process(),
             written: Mutex::new(HashMap::new()),
             untimed: Mutex::new(BTreeSet::new()),
+            discovered: Mutex::new(HashSet::new()),
             registry,
         };
         metrics.set_targets(&BTreeMap::new());
@@ -228,8 +233,9 @@ impl Metrics {
     /// `rate()` and success ratios work before the first failure.
     pub fn start(&self, key: &TargetKey) {
         let mut written = self.lock();
+        let namespace = self.namespace(key);
         let mut series = Series(written.entry(key.clone()).or_default());
-        let labels = [key.hop.as_str(), key.id.as_str(), "success"];
+        let labels = [key.hop.as_str(), key.id.as_str(), namespace, "success"];
         self.probes
             .with_label_values(series.note(Family::Probes, &labels));
     }
@@ -238,29 +244,62 @@ impl Metrics {
     pub fn record(&self, key: &TargetKey, outcome: &Outcome) {
         let mut written = self.lock();
         let timed = !self.untimed().contains(&key.hop);
+        let t = Labels {
+            hop: key.hop.as_str(),
+            target: key.id.as_str(),
+            namespace: self.namespace(key),
+        };
         let mut series = Series(written.entry(key.clone()).or_default());
-        let target = key.id.as_str();
         if let Detail::Connects(connects) = &outcome.detail {
             // Every connect of a round is one probe; a round with nothing to connect is none.
             for connect in connects {
                 let duration = timed.then_some(connect.duration);
-                self.record_probe(&mut series, key, &connect.result, duration);
+                self.record_probe(&mut series, &t, &connect.result, duration);
             }
             return;
         }
         let duration = timed.then_some(outcome.duration);
-        self.record_probe(&mut series, key, &outcome.result, duration);
+        self.record_probe(&mut series, &t, &outcome.result, duration);
         match &outcome.detail {
-            Detail::Dns(cycle) => self.record_dns(&mut series, target, cycle),
-            Detail::Http(report) => self.record_http(&mut series, key, report),
+            Detail::Dns(cycle) => self.record_dns(&mut series, &t, cycle),
+            Detail::Http(report) => self.record_http(&mut series, &t, report),
             Detail::None | Detail::Connects(_) => {}
         }
     }
 
-    fn record_http(&self, series: &mut Series, key: &TargetKey, report: &HttpReport) {
-        let (hop, target) = (key.hop.as_str(), key.id.as_str());
+    /// The `namespace` label of `key`'s series: its id's first segment when discovered, else
+    /// empty, which the exposition leaves out ([`Metrics::gather`]).
+    fn namespace<'k>(&self, key: &'k TargetKey) -> &'k str {
+        let discovered = self.discovered().contains(key);
+        let namespace = discovered.then(|| key.discovered_namespace()).flatten();
+        namespace.unwrap_or_default()
+    }
+
+    /// Says which targets are discovered from Kubernetes objects (the rest are configured).
+    /// A running target whose side changed loses its series, which come back with the new
+    /// `namespace` label at its next probe.
+    pub fn set_discovered(&self, keys: impl IntoIterator<Item = TargetKey>) {
+        let keys: HashSet<TargetKey> = keys.into_iter().collect();
+        let changed: Vec<TargetKey> = {
+            let written = self.lock();
+            let mut discovered = self.discovered();
+            let changed = written
+                .keys()
+                .filter(|k| discovered.contains(*k) != keys.contains(*k))
+                .cloned()
+                .collect();
+            *discovered = keys;
+            changed
+        };
+        for key in &changed {
+            self.forget(key);
+        }
+    }
+
+    fn record_http(&self, series: &mut Series, t: &Labels, report: &HttpReport) {
+        let (hop, target, namespace) = (t.hop, t.target, t.namespace);
         for (phase, duration) in report.completed_phases() {
-            let labels = [hop, target, phase.as_str()];
+            let labels = [hop, target, namespace, phase.as_str()];
             let histogram = self
                 .http_phase
                 .with_label_values(series.note(Family::HttpPhase, &labels));
@@ -268,7 +307,7 @@ impl Metrics {
         }
         if let Some(code) = report.status {
             let code = code.to_string();
-            let labels = [hop, target, code.as_str()];
+            let labels = [hop, target, namespace, code.as_str()];
             self.http_responses
                 .with_label_values(series.note(Family::HttpResponses, &labels))
                 .inc();
@@ -276,11 +315,11 @@ impl Metrics {
         if let Some(tls) = &report.tls {
             let not_after = self
                 .tls_not_after
-                .with_label_values(series.note(Family::TlsNotAfter, &[target]));
+                .with_label_values(series.note(Family::TlsNotAfter, &[target, namespace]));
             not_after.set(tls.not_after_earliest as f64);
             let verified = self
                 .tls_verified
-                .with_label_values(series.note(Family::TlsVerified, &[target]));
+                .with_label_values(series.note(Family::TlsVerified, &[target, namespace]));
             verified.set(i64::from(tls.verified));
         }
     }
@@ -288,29 +327,30 @@ impl Metrics {
     fn record_probe(
         &self,
         series: &mut Series,
-        key: &TargetKey,
+        t: &Labels,
         result: &Result<(), Failure>,
         duration: Option<Duration>,
     ) {
-        let (hop, target) = (key.hop.as_str(), key.id.as_str());
-        let labels = [hop, target, result_label(result)];
+        let labels = [t.hop, t.target, t.namespace, result_label(result)];
         self.probes
             .with_label_values(series.note(Family::Probes, &labels))
             .inc();
         let Some(duration) = duration else {
             return;
         };
-        let labels = [hop, target];
+        let labels = [t.hop, t.target, t.namespace];
         let histogram = self
             .probe_duration
             .with_label_values(series.note(Family::ProbeDuration, &labels));
         histogram.observe(duration.as_secs_f64());
     }
 
-    fn record_dns(&self, series: &mut Series, target: &str, cycle: &DnsCycle) {
+    fn record_dns(&self, series: &mut Series, t: &Labels, cycle: &DnsCycle) {
         let (search, server) = (&cycle.search, cycle.server.as_str());
+        let (target, namespace) = (t.target, t.namespace);
         let labels = [
             target,
+            namespace,
             server,
             search.flavor.as_str(),
             result_label(&search.result),
@@ -318,31 +358,28 @@ impl Metrics {
         self.dns_lookups
             .with_label_values(series.note(Family::DnsLookups, &labels))
             .inc();
-        self.record_lookup(series, target, server, search);
+        let lookup = [target, namespace, server];
+        self.record_lookup(series, lookup, search);
         if let Some(fqdn) = &cycle.fqdn {
-            self.record_lookup(series, target, server, fqdn);
+            self.record_lookup(series, lookup, fqdn);
         }
         // Without a baseline the ratio is unknown: the last known value stays.
         if let Some(ratio) = cycle.amplification() {
-            let labels = [target, server];
+            let labels = [target, namespace, server];
             self.dns_amplification
                 .with_label_values(series.note(Family::DnsAmplification, &labels))
                 .set(ratio);
         }
     }
 
-    fn record_lookup(
-        &self,
-        series: &mut Series,
-        target: &str,
-        server: &str,
-        report: &LookupReport,
-    ) {
+    /// One lookup; `lookup` is its `target`, `namespace` and `server` labels.
+    fn record_lookup(&self, series: &mut Series, lookup: [&str; 3], report: &LookupReport) {
+        let [target, namespace, server] = lookup;
         let mode = report.mode.as_str();
         for query in &report.queries {
-            self.record_query(series, [target, server, mode], query);
+            self.record_query(series, [target, namespace, server, mode], query);
         }
-        let labels = [target, server, mode];
+        let labels = [target, namespace, server, mode];
         let seconds = report.duration.as_secs_f64();
         self.dns_lookup_duration
             .with_label_values(series.note(Family::DnsLookupDuration, &labels))
@@ -358,11 +395,11 @@ impl Metrics {
     }
 
     /// One query: a wire query by rcode, or a send that never reached the wire.
-    fn record_query(&self, series: &mut Series, labels: [&str; 3], query: &QueryRecord) {
-        let [target, server, mode] = labels;
+    fn record_query(&self, series: &mut Series, labels: [&str; 4], query: &QueryRecord) {
+        let [target, namespace, server, mode] = labels;
         let (qtype, transport) = (query.qtype.as_str(), query.transport.as_str());
         if query.status == QueryStatus::SendError {
-            let labels = [target, server, mode, qtype, transport];
+            let labels = [target, namespace, server, mode, qtype, transport];
             self.dns_send_errors
                 .with_label_values(series.note(Family::DnsSendErrors, &labels))
                 .inc();
@@ -370,6 +407,7 @@ impl Metrics {
         }
         let labels = [
             target,
+            namespace,
             server,
             mode,
             qtype,
@@ -486,10 +524,26 @@ impl Metrics {
         self.otlp_exports.with_label_values(&["failure"]).inc();
     }
 
+    /// Every series, for exporters: the registry's, with the labels whose value is empty left
+    /// out, as Prometheus reads them (a configured target's `namespace`).
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        let mut families = self.registry.gather();
+        for metric in families.iter_mut().flat_map(|f| f.mut_metric()) {
+            let labels = metric.take_label();
+            metric.set_label(
+                labels
+                    .into_iter()
+                    .filter(|l| !l.value().is_empty())
+                    .collect(),
+            );
+        }
+        families
+    }
+
     /// Every series in Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        if let Err(err) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
+        if let Err(err) = TextEncoder::new().encode_utf8(&self.gather(), &mut text) {
             tracing::error!("cannot encode metrics: {err}");
         }
         text
@@ -503,6 +557,20 @@ impl Metrics {
     fn untimed(&self) -> MutexGuard<'_, BTreeSet<Hop>> {
         self.untimed.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn discovered(&self) -> MutexGuard<'_, HashSet<TargetKey>> {
+        self.discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The labels every series of one target has.
+struct Labels<'a> {
+    hop: &'a str,
+    target: &'a str,
+    /// Empty for a configured target.
+    namespace: &'a str,
 }
 
 /// The series of one target being written, remembered for [`Metrics::forget`].
@@ -678,6 +746,16 @@ mod tests {
             metrics.start(&key(id));
             metrics.record(&key(id), &dns_outcome());
         }
+        // Discovered targets, whose series carry a namespace, too.
+        let (c, d) = (
+            ingress("shop/front/c.example.com/"),
+            ingress("shop/front/d.example.com/"),
+        );
+        metrics.set_discovered([c.clone(), d.clone()]);
+        for key in [&c, &d] {
+            metrics.start(key);
+            metrics.record(key, &ingress_outcome());
+        }
         let timeout = Outcome {
             result: Err(Failure::Timeout),
             duration: Duration::from_secs(5),
@@ -687,13 +765,141 @@ mod tests {
         let before = metrics.encode();
         assert!(lines_with(&before, "target=\"a\"").len() > 60, "{before}");
 
+        let c_lines = lines_with(&before, "target=\"shop/front/c.example.com/\"");
+        assert!(c_lines.len() > 30, "{before}");
+        assert!(c_lines.iter().all(|l| l.contains("namespace=\"shop\"")));
+
         metrics.forget(&key("a"));
+        metrics.forget(&c);
 
         let after = metrics.encode();
         assert_eq!(lines_with(&after, "target=\"a\""), Vec::<String>::new());
         assert_eq!(
-            lines_with(&after, "target=\"b\""),
-            lines_with(&before, "target=\"b\"")
+            lines_with(&after, "target=\"shop/front/c.example.com/\""),
+            Vec::<String>::new()
+        );
+        for other in ["target=\"b\"", "target=\"shop/front/d.example.com/\""] {
+            assert_eq!(lines_with(&after, other), lines_with(&before, other));
+        }
+    }
+
+    /// An Ingress request that got a 200 over TLS, its certificate verified.
+    fn ingress_outcome() -> Outcome {
+        let mut report = crate::probe::http::HttpReport::for_tests("https://shop.example.com/");
+        report.status = Some(200);
+        report.phases = vec![(crate::probe::http::Phase::Connect, Duration::from_millis(1))];
+        report.tls = Some(crate::probe::http::TlsInfo {
+            not_after_earliest: 1_800_000_000,
+            not_before: 1_700_000_000,
+            verified: true,
+            verify_error: None,
+            sans: vec!["shop.example.com".into()],
+            protocol: Some("TLSv1.3".into()),
+        });
+        report.outcome()
+    }
+
+    fn ingress(id: &str) -> TargetKey {
+        TargetKey {
+            hop: Hop::Ingress,
+            id: id.to_string(),
+        }
+    }
+
+    #[test]
+    fn discovered_targets_carry_their_namespace_and_configured_ones_none() {
+        let metrics = Metrics::new();
+        let discovered = ingress("shop/front/shop.example.com/");
+        // A configured id with a `/` in it: not a namespace.
+        let configured = ingress("https/shop.example.com/");
+        let service = TargetKey {
+            hop: Hop::Service,
+            id: "shop/web:80".into(),
+        };
+        metrics.set_discovered([discovered.clone(), service.clone()]);
+        for key in [&discovered, &configured] {
+            metrics.start(key);
+            metrics.record(key, &ingress_outcome());
+        }
+        metrics.record(&key("kubernetes.default@kube-dns"), &dns_outcome());
+        metrics.record(
+            &service,
+            &Outcome {
+                result: Ok(()),
+                duration: Duration::from_millis(1),
+                detail: Detail::Connects(vec![tcp::Connect {
+                    result: Err(Failure::Refused),
+                    duration: Duration::from_millis(1),
+                }]),
+            },
+        );
+        let text = metrics.encode();
+        let of = |id: &str| lines_with(&text, &format!("target=\"{id}\""));
+        let with_ns = |id: &str| {
+            of(id)
+                .into_iter()
+                .filter(|l| l.contains("namespace=\"shop\""))
+                .count()
+        };
+        let families = |id: &str| {
+            let mut names: Vec<String> = of(id)
+                .iter()
+                .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_string())
+                .collect();
+            names.dedup();
+            names
+        };
+        assert_eq!(
+            families("shop/front/shop.example.com/"),
+            [
+                "hopwatch_http_phase_duration_seconds_bucket",
+                "hopwatch_http_phase_duration_seconds_sum",
+                "hopwatch_http_phase_duration_seconds_count",
+                "hopwatch_http_responses_total",
+                "hopwatch_probe_duration_seconds_bucket",
+                "hopwatch_probe_duration_seconds_sum",
+                "hopwatch_probe_duration_seconds_count",
+                "hopwatch_probes_total",
+                "hopwatch_tls_cert_not_after_timestamp_seconds",
+                "hopwatch_tls_cert_verified",
+            ]
+        );
+        let discovered_lines = of("shop/front/shop.example.com/").len();
+        assert_eq!(with_ns("shop/front/shop.example.com/"), discovered_lines);
+        assert_eq!(of("https/shop.example.com/").len(), discovered_lines);
+        assert!(!text.contains("namespace=\"https\""), "{text}");
+        assert!(
+            !text.contains("namespace=\"\""),
+            "an empty label is left out: {text}"
+        );
+        assert!(
+            text.contains(
+                "hopwatch_probes_total{hop=\"service\",namespace=\"shop\",result=\"refused\",target=\"shop/web:80\"} 1\n"
+            ),
+            "{text}"
+        );
+        let cluster_dns = of("kubernetes.default@kube-dns");
+        assert!(cluster_dns.len() > 30 && cluster_dns.iter().all(|l| !l.contains("namespace=")));
+    }
+
+    #[test]
+    fn a_target_that_changes_side_loses_the_series_of_its_old_namespace() {
+        let metrics = Metrics::new();
+        let target = ingress("shop/front/shop.example.com/");
+        metrics.set_discovered([target.clone()]);
+        metrics.record(&target, &ingress_outcome());
+        assert!(metrics.encode().contains("namespace=\"shop\""));
+        // A configured target takes its key: the discovered one's series go.
+        metrics.set_discovered([]);
+        assert!(!metrics.encode().contains("target=\"shop/front"));
+        metrics.record(&target, &ingress_outcome());
+        let text = metrics.encode();
+        assert!(!text.contains("namespace="), "{text}");
+        assert_eq!(
+            lines_with(&text, "hopwatch_probes_total{"),
+            [
+                "hopwatch_probes_total{hop=\"ingress\",result=\"success\",target=\"shop/front/shop.example.com/\"} 1"
+            ]
         );
     }
 

@@ -111,7 +111,7 @@ impl Client {
 
     /// The request for the registry as it is `now`.
     fn request(&mut self, now: SystemTime) -> proto::ExportMetricsServiceRequest {
-        let families = self.metrics.registry().gather();
+        let families = self.metrics.gather();
         let metrics = self.converter.convert(&families, unix_nanos(now));
         let scope = proto::InstrumentationScope {
             name: "hopwatch".to_string(),

@@ -53,6 +53,22 @@ pub struct TargetKey {
     pub id: String,
 }
 
+impl TargetKey {
+    /// The namespace of a discovered target: the first segment of its id, which is
+    /// `namespace/service:port` (Service and Pod hops), `namespace/ingress/host/path` (Ingress),
+    /// `namespace/ingress/host` (load balancer) or `namespace/service` (a headless Service's
+    /// lookup). `None` for an id without one, such as the cluster DNS lookups
+    /// (`name@server`). Only the agent knows whether a key is discovered: a configured id may
+    /// hold a `/` too (a URL), and the hop does not tell, as configured `tcp` targets have the
+    /// Service and Pod hops.
+    pub fn discovered_namespace(&self) -> Option<&str> {
+        self.id
+            .split_once('/')
+            .map(|(ns, _)| ns)
+            .filter(|ns| !ns.is_empty())
+    }
+}
+
 impl fmt::Display for TargetKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.hop, self.id)

@@ -8,9 +8,9 @@
 - Every alert has, in alerts/tests/*.yaml, a case where it fires (for each severity it has)
   and a case where it does not.
 - deploy/prometheusrule.yaml holds exactly the groups of alerts/hopwatch.rules.yaml.
-- HopwatchServiceNoReadyEndpoints fires within 2 minutes of the last endpoint leaving: the
-  ServiceMonitor's scrape interval, the group's evaluation interval and the `for` add up to
-  at most 120 s.
+- HopwatchServiceNoReadyEndpoints pages (its critical rule: a Service annotated critical, or
+  failing from the Ingress) within 2 minutes of the last endpoint leaving: the ServiceMonitor's
+  scrape interval, the group's evaluation interval and the `for` add up to at most 120 s.
 
     check_alerts.py [--rules FILE] [--tests DIR] [--runbook FILE]
 
@@ -149,7 +149,7 @@ def check_empty_endpoints_delay(rules, servicemonitor: Path, problems):
     sm = yaml.safe_load(servicemonitor.read_text(encoding="utf-8"))
     scrape = seconds(sm["spec"]["endpoints"][0].get("interval", "1m"))
     for group, rule in alerts(rules):
-        if rule["alert"] != EMPTY_ENDPOINTS_ALERT:
+        if rule["alert"] != EMPTY_ENDPOINTS_ALERT or rule.get("labels", {}).get("severity") != "critical":
             continue
         evaluation = seconds(group.get("interval", "1m"))
         wait = seconds(rule.get("for", "0s"))
@@ -159,7 +159,7 @@ def check_empty_endpoints_delay(rules, servicemonitor: Path, problems):
                             f"{evaluation:g} s + for {wait:g} s = {total:g} s, over "
                             f"{EMPTY_ENDPOINTS_BUDGET_SECONDS} s")
         return
-    problems.append(f"{EMPTY_ENDPOINTS_ALERT}: no such alert")
+    problems.append(f"{EMPTY_ENDPOINTS_ALERT}: no such alert with severity critical")
 
 
 def main() -> int:

@@ -11,13 +11,14 @@
 //! First a quiet phase: the healthy lab, with NetworkPolicies kube-router enforces (the seed's
 //! deny-all in `shop` and a policy denying the agents alone) and an Ingress without
 //! load-balancer status, raises no alert at all. Then
-//! three phases, each a set of faults that do not hide one another, then healed or kept:
+//! four phases, each a set of faults that do not hide one another, then healed or kept:
 //! 1. the data path: no endpoints, a node's kube-proxy, an expired and an expiring
 //!    certificate, a dead pod behind a Ready endpoint, a node's extra search domains;
-//! 2. around it: a stale public DNS record, DNS packet loss, a throttled agent, a bad config
-//!    edit, a ClusterRole without ingresses, NetworkPolicies nothing enforces (kube-router
-//!    stopped);
-//! 3. the agents themselves: one killed, one pod gone, then every pod gone.
+//! 2. around it: a stale public DNS record, DNS packet loss, DNS blocked from a node's pods, a
+//!    throttled agent, a bad config edit, a ClusterRole without ingresses, NetworkPolicies
+//!    nothing enforces (kube-router stopped);
+//! 3. a Service whose pods refuse on a wrong targetPort, from every node;
+//! 4. the agents themselves: one killed, one pod gone, then every pod gone.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ const DATA_PATH: [Expected; 14] = [
     ("HopwatchPodErrorBudgetBurn", &[("severity", "warning")]),
 ];
 
-const AROUND: [Expected; 7] = [
+const AROUND: [Expected; 8] = [
     (
         "HopwatchLoadBalancerErrorBudgetBurn",
         &[("hop", "loadbalancer"), ("severity", "critical")],
@@ -101,6 +102,7 @@ const AROUND: [Expected; 7] = [
         "HopwatchDNSErrorBudgetBurn",
         &[("hop", "dns"), ("severity", "critical")],
     ),
+    ("HopwatchDNSFailingOnNode", &[("node", "node-3")]),
     ("HopwatchScheduleLagHigh", &[("node", "node-1")]),
     ("HopwatchConfigReloadFailing", &[]),
     ("HopwatchKubeNotSynced", &[("resource", "ingresses")]),
@@ -109,6 +111,11 @@ const AROUND: [Expected; 7] = [
         &[("namespace", "shop"), ("policy", "default-deny-ingress")],
     ),
 ];
+
+const SERVICE: [Expected; 1] = [(
+    "HopwatchServiceFailingEverywhere",
+    &[("namespace", "shop"), ("service", "cart")],
+)];
 
 const AGENTS: [Expected; 2] = [
     (
@@ -219,6 +226,7 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     // hide the ClusterIP alert: it comes now, with the other faults around the data path.
     lab.fault(&["lb-dns", "--host", "api.example.com"]);
     lab.fault(&["dns-loss", "--node", "node-2", "--percent", "30"]);
+    lab.fault(&["dns-block", "--node", "node-3"]);
     lab.fault(&["throttle", "--node", "node-1"]);
     lab.fault(&["config", "--node", "node-1"]);
     lab.fault(&["rbac", "--resource", "ingresses", "--node", "node-2"]);
@@ -232,6 +240,20 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     fired.extend(names(&alerts));
     lab.heal(&["throttle", "--node", "node-1"]);
     lab.heal(&["config", "--node", "node-1"]);
+
+    // cart's pods refuse on a wrong targetPort, seen from every node: the DNS faults and the
+    // policies denying the agents go first, as each would hide the verdict on some node.
+    lab.heal(&["netpol"]);
+    lab.heal(&["dns-block", "--node", "node-3"]);
+    lab.heal(&["dns-loss", "--node", "node-2"]);
+    lab.heal(&["no-endpoints", "--service", "shop/cart"]);
+    lab.fault(&["target-port", "--service", "shop/cart", "--port", "8081"]);
+    let alerts = eventually(
+        "a Service failing everywhere",
+        Duration::from_secs(90),
+        || all_firing(&lab, &SERVICE),
+    );
+    fired.extend(names(&alerts));
 
     lab.fault(&["agent-stop", "--node", "node-2"]);
     lab.fault(&["agent-gone", "--node", "node-1"]);
