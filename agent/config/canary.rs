@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::raw::{Problem, RawCanary};
-use super::validate::{check, check_opt};
+use super::validate::check_opt;
 use super::{CanaryConfig, fields, k8s_names};
 
 /// The whole section. `listen` is the top-level metrics address, whose port the canary may
