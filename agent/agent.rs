@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
+use crate::canary::{cause, responder};
 use crate::cluster;
 use crate::config::{self, Config, ConfigError, DnsTarget, Schedule};
 use crate::discovery::model::ObjKey;
@@ -23,7 +24,7 @@ use crate::probe::{Hop, Outcome, Target, TargetKey, result_label};
 use crate::reload::{ConfigFile, Reloader};
 use crate::schedule::{Scheduler, Sink};
 use crate::server::{Readiness, Server, ServerError};
-use crate::verdict::Verdicts;
+use crate::verdict::{ServiceVerdict, Verdicts};
 
 /// The readiness condition met once the first configuration is applied.
 const CONFIG_APPLIED: &str = "config";
@@ -59,6 +60,8 @@ pub struct AgentSink {
     policies: Mutex<Expected>,
     /// The sweep's Service-hop targets: counted together, judged, without series of their own.
     sweep: Mutex<BTreeSet<TargetKey>>,
+    /// The canary Service every verdict is judged against (`canary.service`).
+    canary: Mutex<Option<ObjKey>>,
 }
 
 /// Targets the NetworkPolicies deny to the agent, and which of them connected anyway.
@@ -101,6 +104,32 @@ impl AgentSink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(key)
+    }
+
+    fn canary(&self) -> Option<ObjKey> {
+        let canary = self.canary.lock().unwrap_or_else(PoisonError::into_inner);
+        canary.clone()
+    }
+
+    /// A new canary Service from the config; without one, no causes are exported.
+    fn set_canary(&self, canary: Option<ObjKey>) {
+        if canary.is_none() {
+            self.metrics.canary.clear();
+        }
+        *self.canary.lock().unwrap_or_else(PoisonError::into_inner) = canary;
+    }
+
+    /// Exports the verdicts in `changed` and the causes they (and the canary's) give.
+    fn export_verdicts(&self, verdicts: &Verdicts, changed: &BTreeMap<ObjKey, ServiceVerdict>) {
+        for (svc, verdict) in changed {
+            self.metrics.cluster.set_verdict(svc, verdict);
+        }
+        let Some(canary) = self.canary() else { return };
+        let judged = cause::judge(verdicts, &canary, changed);
+        self.metrics.canary.set_canary_path(judged.canary);
+        for (svc, cause) in &judged.causes {
+            self.metrics.canary.set_cause(svc, *cause);
+        }
     }
 
     /// A new set of denied targets, from a new plan.
@@ -151,9 +180,8 @@ impl Sink for AgentSink {
         }
         let mut verdicts = self.verdicts();
         if verdicts.observe(key, outcome) {
-            for (svc, verdict) in verdicts.affected(key) {
-                self.metrics.cluster.set_verdict(&svc, &verdict);
-            }
+            let changed = verdicts.affected(key);
+            self.export_verdicts(&verdicts, &changed);
         }
     }
 
@@ -240,6 +268,16 @@ pub async fn run(
     let server = tokio::spawn(server.serve(async move {
         let _ = server_stopped.await;
     }));
+    let (stop_canary, canary_stopped) = oneshot::channel::<()>();
+    let canary = config.canary.listen.map(|addr| {
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(responder::run(
+            addr,
+            cluster::node_name(),
+            metrics,
+            canary_stopped,
+        ))
+    });
 
     let file = config_path
         .as_deref()
@@ -281,6 +319,10 @@ pub async fn run(
         exporter.shutdown().await;
     }
     let _ = stop_server.send(());
+    let _ = stop_canary.send(());
+    if let Some(canary) = canary {
+        let _ = tokio::time::timeout(SERVER_STOP_TIMEOUT, canary).await;
+    }
     if tokio::time::timeout(SERVER_STOP_TIMEOUT, server)
         .await
         .is_err()
@@ -303,6 +345,8 @@ struct Agent {
     config: Config,
     /// The address the server is bound to, which a reload cannot change.
     listening: SocketAddr,
+    /// The canary responder's address, which a reload cannot change either.
+    canary_listening: Option<SocketAddr>,
     scheduler: Scheduler<Target, AgentSink>,
     sink: Arc<AgentSink>,
     metrics: Arc<Metrics>,
@@ -343,11 +387,14 @@ impl Agent {
             verdicts: Mutex::default(),
             policies: Mutex::default(),
             sweep: Mutex::default(),
+            canary: Mutex::default(),
         });
         let scheduler = Scheduler::new(config.max_concurrency, Arc::clone(&sink));
+        let canary_listening = config.canary.listen;
         let mut agent = Agent {
             config,
             listening,
+            canary_listening,
             scheduler,
             sink,
             metrics,
@@ -466,6 +513,13 @@ impl Agent {
                 self.listening,
             );
         }
+        if config.canary.listen != self.canary_listening {
+            tracing::warn!(
+                "canary.listen {} ignored: changing it needs a restart; still {}",
+                show(config.canary.listen),
+                show(self.canary_listening),
+            );
+        }
         self.scheduler.set_max_concurrency(config.max_concurrency);
         // A client that failed to build is tried again at every reload, besides its backoff.
         let restart_watches = self.discovery.is_none()
@@ -527,20 +581,27 @@ impl Agent {
         }
         *was = sweep;
         drop(was);
+        self.sink.set_canary(self.config.canary.service.clone());
         let gone = self
             .sink
             .verdicts()
             .set_services(plan.members, plan.cluster_dns);
         for svc in gone {
             self.metrics.cluster.forget_service(&svc);
+            self.metrics.canary.forget_service(&svc);
         }
         self.scheduler.reconcile(all).await;
-        for (svc, verdict) in self.sink.verdicts().all() {
-            self.metrics.cluster.set_verdict(&svc, &verdict);
-        }
+        let verdicts = self.sink.verdicts();
+        self.sink.export_verdicts(&verdicts, &verdicts.all());
+        drop(verdicts);
         self.metrics
             .set_targets(&count_by_hop(self.scheduler.keys()));
     }
+}
+
+/// An optional address as a log line shows it.
+fn show(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".to_string(), |a| a.to_string())
 }
 
 /// How many of `keys` each hop has.
@@ -590,6 +651,56 @@ mod tests {
             assert_eq!(target.server, None);
             assert!(target.schedule.timeout < target.schedule.interval);
         }
+    }
+
+    #[test]
+    fn a_result_exports_the_cause_of_every_service_the_canary_judges() {
+        use crate::probe::{Detail, Failure};
+        use crate::verdict::{Membership, key};
+        let metrics = Arc::new(Metrics::new());
+        let sink = AgentSink {
+            metrics: Arc::clone(&metrics),
+            verdicts: Mutex::default(),
+            policies: Mutex::default(),
+            sweep: Mutex::default(),
+            canary: Mutex::default(),
+        };
+        let member = |id: &str| Membership {
+            service_targets: vec![key(Hop::Service, id)],
+            ..Membership::default()
+        };
+        let (canary, web) = (
+            ObjKey::new("hopwatch", "canary"),
+            ObjKey::new("shop", "web"),
+        );
+        let members = [(canary.clone(), member("c")), (web, member("w"))];
+        sink.verdicts()
+            .set_services(BTreeMap::from(members), Vec::new());
+        sink.set_canary(Some(canary));
+        let failed = Outcome {
+            result: Err(Failure::Refused),
+            duration: Duration::ZERO,
+            detail: Detail::None,
+        };
+        let cause = |c: &str| {
+            format!("hopwatch_path_cause{{cause=\"{c}\",namespace=\"shop\",service=\"web\"}} 1\n")
+        };
+        sink.record(&key(Hop::Service, "w"), &failed);
+        let text = metrics.encode();
+        assert!(text.contains(&cause("application")), "{text}");
+        assert!(
+            text.contains("hopwatch_canary_path_status{broken_hop=\"none\"} 1\n"),
+            "{text}"
+        );
+        sink.record(&key(Hop::Service, "c"), &failed);
+        let text = metrics.encode();
+        assert!(text.contains(&cause("infrastructure")), "{text}");
+        assert!(!text.contains(&cause("application")), "{text}");
+        sink.set_canary(None);
+        assert!(
+            !metrics.encode().contains("hopwatch_path_cause"),
+            "no canary, no causes"
+        );
     }
 
     #[test]

@@ -18,9 +18,12 @@
 //! - [`agent`]: wires the pieces together and runs until shutdown.
 //! - [`policy`]: which discovered connects the NetworkPolicies deny to the agent, and what their
 //!   results mean (`policy_denied`, an unenforced policy).
+//! - [`canary`]: the canary responder every agent serves, and the rule that tells a broken
+//!   Service's infrastructure cause from its application cause by the canary's own path.
 //! - [`trace`]: `hopwatch trace`, one request's path hop by hop with the likely cause of a break.
 
 pub mod agent;
+pub mod canary;
 pub mod cluster;
 pub mod config;
 pub mod discovery;

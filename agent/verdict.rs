@@ -181,6 +181,11 @@ impl Verdicts {
         self.last.remove(key);
     }
 
+    /// One Service's verdict; `None` when it is not among the Services probed.
+    pub fn verdict(&self, svc: &ObjKey) -> Option<ServiceVerdict> {
+        self.services.get(svc).map(|m| self.judge(m))
+    }
+
     /// Every Service's verdict.
     pub fn all(&self) -> BTreeMap<ObjKey, ServiceVerdict> {
         self.services

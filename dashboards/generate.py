@@ -294,6 +294,7 @@ def request_path():
                       "indexByName": {"cluster": 0, "namespace": 1, "service": 2,
                                       "broken_hop": 3, "node": 4},
                       "renameByName": {"broken_hop": "first broken hop"}}}]), 14, 8)
+    canary(lay)
     lay.row("Over time")
     lay.add(timeseries("Success ratio by hop", "Per hop, all selected targets and nodes.",
                        [target(success_ratio(f'{AGENT}', "hop"), "{{hop}}")], "percentunit",
@@ -342,6 +343,56 @@ def request_path():
                      "Each hop of the request path (DNS, load balancer, Ingress, Service, Pod) "
                      "as probed from every node, and each Service's verdict: its first broken hop.",
                      lay)
+
+
+def canary(lay: Layout):
+    """The canary row: its path per node, and the broken Services by cause."""
+    lay.row("Canary: infrastructure or application")
+    broken = f'{AGENT}, broken_hop!~"none|unknown"'
+    lay.add(stat("Nodes with a broken canary", "Nodes from which the canary Service's path "
+                 "(deploy/canary/: a Service in front of the agents themselves, no application "
+                 "behind it) is broken: the infrastructure fails there.",
+                 f'count(max by (node) (hopwatch_canary_path_status{{{broken}}} == 1)) or vector(0)',
+                 thresholds=red_from_one()), 4, 8)
+    lay.add(table("Canary path per node", "The canary Service's first broken hop from each node "
+                  "(none when it works; unknown while the agent does not probe it).",
+                  [target(f'hopwatch_canary_path_status{{{AGENT}}} == 1', instant=True, table=True)],
+                  transformations=[{"id": "organize", "options": {
+                      "excludeByName": {"Time": True, "Value": True, "__name__": True,
+                                        "job": True, "instance": True, "pod": True,
+                                        "container": True, "endpoint": True},
+                      "indexByName": {"cluster": 0, "node": 1, "broken_hop": 2},
+                      "renameByName": {"broken_hop": "canary's first broken hop"}}}]), 8, 8)
+    lay.add(timeseries("Canary broken, by hop", "Nodes whose canary path is broken, by its first "
+                       "broken hop.",
+                       [target(f'count by (broken_hop) (hopwatch_canary_path_status{{{broken}}} == 1)',
+                               "{{broken_hop}}")], "short"), 12, 8)
+    lay.add(panel("bargauge", "Broken paths by cause", "(node, Service) pairs whose verdict is "
+                  "not `none`, by cause: infrastructure when the canary's path on that node "
+                  "breaks at the same or an earlier hop, application when not, unknown without "
+                  "a probed canary.",
+                  [target(f'count by (cause) (hopwatch_path_cause{{{SERVICE}}} == 1)',
+                          "{{cause}}", instant=True)],
+                  options={"displayMode": "basic", "orientation": "horizontal",
+                           "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                           "showUnfilled": True}), 6, 8)
+    lay.add(timeseries("Broken paths by cause", "(node, Service) pairs whose verdict is not "
+                       "`none`, by cause, over time.",
+                       [target(f'count by (cause) (hopwatch_path_cause{{{SERVICE}}} == 1)',
+                               "{{cause}}")], "short"), 8, 8)
+    lay.add(table("Broken Services and their cause", "Every (node, Service) whose verdict is "
+                  "not `none`, with its first broken hop and cause. See docs/METRICS.md.",
+                  [target(f'(hopwatch_path_cause{{{SERVICE}}} == 1)\n'
+                          f'* on (cluster, node, namespace, service) group_left (broken_hop)\n'
+                          f'(hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1)',
+                          instant=True, table=True)],
+                  transformations=[{"id": "organize", "options": {
+                      "excludeByName": {"Time": True, "Value": True, "__name__": True,
+                                        "job": True, "instance": True, "pod": True,
+                                        "container": True, "endpoint": True},
+                      "indexByName": {"cluster": 0, "namespace": 1, "service": 2,
+                                      "cause": 3, "broken_hop": 4, "node": 5},
+                      "renameByName": {"broken_hop": "first broken hop"}}}]), 10, 8)
 
 
 # 2. DNS ----------------------------------------------------------------------------------

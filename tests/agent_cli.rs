@@ -430,3 +430,62 @@ fn sigterm_exits_0_within_2_seconds() {
     assert!(status.success(), "{status}; stderr:\n{}", agent.stderr());
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+/// A GET of `path` from `addr`: the status code and the body.
+fn get_from(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: canary\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head[9..12].parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn the_canary_answers_on_its_own_port_and_a_reload_keeps_it() {
+    let dns = DnsServer::start();
+    let dir = TempDir::new("run-canary");
+    let resolv = dir.file("resolv.conf", RESOLV_CONF);
+    let base = config(dns.addr, &resolv, &["web"]);
+    let path = dir.file(
+        "config.yaml",
+        &format!("{base}canary:\n  listen: 127.0.0.1:0\n"),
+    );
+    let agent = Agent::start(&path);
+    agent.wait_log("answering the canary on http://", FIVE_SECONDS);
+    let log = agent.stderr();
+    let canary = log
+        .split("answering the canary on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    assert_ne!(canary, agent.addr.to_string());
+
+    for path in ["/", "/metrics"] {
+        let (status, body) = get_from(&canary, path);
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            body.starts_with("hopwatch canary on node "),
+            "{path}: {body}"
+        );
+    }
+    let text = agent.wait_for("hopwatch_canary_requests_total", |n| n == 2.0, FIVE_SECONDS);
+    assert_eq!(
+        value(&text, r#"hopwatch_canary_errors_total{reason="bind"}"#),
+        Some(0.0)
+    );
+
+    // A reload cannot move it, as it cannot move `listen`: the running one keeps answering.
+    let next = dir.file(
+        "config.yaml.new",
+        &format!("{base}canary:\n  listen: 127.0.0.1:1\n"),
+    );
+    std::fs::rename(next, &path).unwrap();
+    agent.wait_log("canary.listen 127.0.0.1:1 ignored", FIVE_SECONDS);
+    assert_eq!(get_from(&canary, "/").0, 200);
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hopwatch::config::{
-    Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, KubernetesConfig, Schedule, StaticHttp,
-    StubResolver,
+    CanaryConfig, Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, KubernetesConfig, Schedule,
+    StaticHttp, StubResolver,
 };
 use hopwatch::discovery::model::ObjKey;
 use hopwatch::discovery::select::{AnnotationMode, LabelSelector, Selection};
@@ -52,7 +52,7 @@ fn addr(s: &str) -> SocketAddr {
 const INVALID: &[(&str, &str)] = &[
     (
         "invalid-unknown-top-level-field.yaml",
-        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`, `http`, `tcp`, `kubernetes`, `otlp`",
+        "invalid-unknown-top-level-field.yaml:3:1: unknown field `interval_seconds`, expected one of `listen`, `max_concurrency`, `defaults`, `dns`, `http`, `tcp`, `kubernetes`, `otlp`, `canary`",
     ),
     (
         "invalid-unknown-nested-field.yaml",
@@ -193,6 +193,26 @@ const INVALID: &[(&str, &str)] = &[
     (
         "invalid-listen.yaml",
         "invalid-listen.yaml:1:9: listen: `localhost:9808` is not an address and port such as `0.0.0.0:9808` or `[::]:9808`",
+    ),
+    (
+        "invalid-canary-listen.yaml",
+        "invalid-canary-listen.yaml:2:11: canary.listen: `localhost:9809` is not an address and port such as `0.0.0.0:9808` or `[::]:9808`",
+    ),
+    (
+        "invalid-canary-metrics-port.yaml",
+        "invalid-canary-metrics-port.yaml:3:11: canary.listen: port 9808 is the metrics port of `listen`: the canary needs a port of its own, so that its Service never exposes /metrics",
+    ),
+    (
+        "invalid-canary-service-no-kubernetes.yaml",
+        "invalid-canary-service-no-kubernetes.yaml:2:12: canary.service: `hopwatch/hopwatch-canary` needs a `kubernetes:` section: the canary is a discovered Service",
+    ),
+    (
+        "invalid-canary-service.yaml",
+        "invalid-canary-service.yaml:3:12: canary.service: `hopwatch-canary` is not `namespace/name`, such as `kube-system/kube-dns`",
+    ),
+    (
+        "invalid-canary-unknown-field.yaml",
+        "invalid-canary-unknown-field.yaml:3:3: canary: unknown field `port`, expected one of `listen`, `service`",
     ),
     (
         "invalid-max-concurrency-zero.yaml",
@@ -668,6 +688,7 @@ fn an_empty_document_means_all_defaults() {
         tcp: vec![],
         kubernetes: None,
         otlp: None,
+        canary: CanaryConfig::default(),
     };
     for text in [
         "",
@@ -681,6 +702,8 @@ fn an_empty_document_means_all_defaults() {
         "kubernetes:\n",
         "http: []\ntcp: []\n",
         "otlp:\n",
+        "canary:\n",
+        "canary: {}\n",
     ] {
         assert_eq!(
             Config::parse(text, "empty.yaml"),
@@ -688,6 +711,26 @@ fn an_empty_document_means_all_defaults() {
             "{text:?}"
         );
     }
+}
+
+#[test]
+fn every_canary_field_lands_where_it_should() {
+    let text = "listen: 0.0.0.0:9808\nkubernetes: {}\ncanary:\n  listen: 0.0.0.0:9809\n  service: hopwatch/hopwatch-canary\n";
+    let config = Config::parse(text, "canary.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let want = CanaryConfig {
+        listen: Some(addr("0.0.0.0:9809")),
+        service: Some(ObjKey::new("hopwatch", "hopwatch-canary")),
+    };
+    assert_eq!(config.canary, want);
+    // Each half on its own; port 0 (any free port) never clashes with the metrics port.
+    let only_listen = Config::parse("listen: 127.0.0.1:0\ncanary: {listen: 127.0.0.1:0}\n", "x");
+    assert_eq!(
+        only_listen.unwrap().canary.listen,
+        Some(addr("127.0.0.1:0"))
+    );
+    let only_service = Config::parse("kubernetes: {}\ncanary: {service: a/b}\n", "x").unwrap();
+    assert_eq!(only_service.canary.listen, None);
+    assert_eq!(only_service.canary.service, Some(ObjKey::new("a", "b")));
 }
 
 #[test]

@@ -17,6 +17,8 @@ mod harness;
 mod alerts;
 #[path = "lab/alerts_clock.rs"]
 mod alerts_clock;
+#[path = "lab/canary.rs"]
+mod canary;
 #[path = "lab/coredns.rs"]
 mod coredns;
 #[path = "lab/dashboards.rs"]

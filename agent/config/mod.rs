@@ -7,6 +7,7 @@
 //! - `statics`: the same for the `http:` and `tcp:` target lists, and the settings they share
 //!   with `kubernetes.ingress` (expected codes, CA file).
 //! - `otlp`: the same for the `otlp:` section, into [`crate::otlp::Settings`].
+//! - `canary`: the same for the `canary:` section, into [`CanaryConfig`].
 //! - `fields`: pure checks of single values (names, addresses, durations).
 //! - `net_fields`: pure checks of URLs, IP:PORT addresses, status codes and headers.
 //! - `k8s_names`: pure checks of Kubernetes names (namespaces, Services, annotation keys).
@@ -14,6 +15,7 @@
 //!
 //! Errors name the file, line, column and field path; the first problem found is reported.
 
+mod canary;
 mod fields;
 mod k8s_names;
 mod kubernetes;
@@ -59,6 +61,20 @@ pub struct Config {
     /// Push of the metrics to an OTLP/HTTP endpoint; `None` when the file has no `otlp:`
     /// section.
     pub otlp: Option<crate::otlp::Settings>,
+    /// The canary: this agent's responder and the Service judged as infrastructure; both off
+    /// when the file has no `canary:` section.
+    pub canary: CanaryConfig,
+}
+
+/// The validated `canary:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CanaryConfig {
+    /// Where the agent answers every `GET` with 200 and its node's name, on a port that is
+    /// never the metrics port; `None`: it answers nothing.
+    pub listen: Option<SocketAddr>,
+    /// The Service in front of the agents' responders, whose path is the infrastructure
+    /// reference of every other Service's verdict; `None`: no causes are exported.
+    pub service: Option<crate::discovery::model::ObjKey>,
 }
 
 /// The validated `kubernetes:` section: how to reach the API server, which Services to

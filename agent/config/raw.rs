@@ -112,6 +112,7 @@ pub(super) struct RawConfig {
     pub tcp: Option<Vec<RawTcpTarget>>,
     pub kubernetes: Option<RawKubernetes>,
     pub otlp: Option<RawOtlp>,
+    pub canary: Option<RawCanary>,
 }
 
 /// Settings every target inherits unless it sets its own.
@@ -188,6 +189,14 @@ pub(super) struct RawOtlp {
     pub timeout_seconds: Option<S<f64>>,
     pub headers: Option<S<Pairs>>,
     pub resource: Option<S<Pairs>>,
+}
+
+/// `canary:`: the canary responder and the canary Service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCanary {
+    pub listen: Option<S<String>>,
+    pub service: Option<S<String>>,
 }
 
 /// A mapping of strings to strings, in the order written, each key and value with its place.

@@ -10,7 +10,7 @@ use serde_saphyr::Location;
 use super::fields::{self, DEFAULT_INTERVAL_SECONDS};
 use super::raw::{Problem, RawConfig, RawDefaults, RawDnsTarget, S};
 use super::{Config, DnsTarget, Schedule};
-use super::{kubernetes, otlp, statics};
+use super::{canary, kubernetes, otlp, statics};
 use crate::probe::dns::{Flavor, Qtype, QueryTypes};
 
 pub(super) fn config(raw: RawConfig) -> Result<Config, Problem> {
@@ -27,14 +27,20 @@ pub(super) fn config(raw: RawConfig) -> Result<Config, Problem> {
         .map(|k| kubernetes::section(k, &defaults))
         .transpose()?;
     let otlp = raw.otlp.map(otlp::section).transpose()?;
+    let listen = listen.unwrap_or(fields::DEFAULT_LISTEN);
+    let canary = raw
+        .canary
+        .map(|c| canary::section(c, listen, kubernetes.is_some()))
+        .transpose()?;
     Ok(Config {
-        listen: listen.unwrap_or(fields::DEFAULT_LISTEN),
+        listen,
         max_concurrency: max_concurrency.unwrap_or(fields::DEFAULT_CONCURRENCY),
         dns,
         http,
         tcp,
         kubernetes,
         otlp,
+        canary: canary.unwrap_or_default(),
     })
 }
 

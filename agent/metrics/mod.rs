@@ -17,6 +17,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+pub mod canary;
 pub mod cluster;
 mod process;
 
@@ -86,6 +87,8 @@ pub struct Metrics {
     otlp_exports: IntCounterVec,
     /// Readiness, verdicts and watches: series about the cluster, not about one target.
     pub cluster: cluster::ClusterMetrics,
+    /// The canary: causes of broken verdicts, the canary's path, its responder.
+    pub canary: canary::CanaryMetrics,
     /// Registered for its side effect: `process_*` series at every gather.
     _process: (),
     /// Held while recording and forgetting, so the two never interleave for one target.
@@ -211,6 +214,7 @@ impl Metrics {
                 &["result"],
             ),
             cluster: cluster::ClusterMetrics::new(&r),
+            canary: canary::CanaryMetrics::new(&r),
             _process: r.process(),
             written: Mutex::new(HashMap::new()),
             untimed: Mutex::new(BTreeSet::new()),

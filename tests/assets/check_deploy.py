@@ -9,8 +9,10 @@
    jsonschema.
 3. The objects say what hopwatch needs: least-privilege RBAC, the DaemonSet's network,
    security and probes, a valid agent config (`hopwatch check-config`), a Service and a
-   ServiceMonitor that find the agents and attach `node`, the rules and dashboards as they
-   are in alerts/ and dashboards/, and an image tagged with the crate's version.
+   ServiceMonitor that find the agents and attach `node`, the canary Service (and the
+   optional canary Ingress) in front of the agents' canary port and named in the config, the
+   rules and dashboards as they are in alerts/ and dashboards/, and an image tagged with the
+   crate's version.
 
     check_deploy.py --hopwatch PATH          # all of it; PATH is the hopwatch binary
     check_deploy.py --validate-only FILE     # step 2 only, on the objects of FILE
@@ -63,6 +65,9 @@ TRACE_RBAC = {("", "services"), ("", "pods"), ("", "nodes"), ("", "namespaces"),
 TRACE_VERBS = {"get", "list"}
 # `kubectl apply` (client side) keeps the whole object in an annotation of at most 256 KiB.
 MAX_OBJECT_BYTES = 262144
+# The canary (deploy/canary/): its Service, on by default, and its optional Ingress.
+CANARY = "hopwatch-canary"
+CANARY_INGRESS = ROOT / "deploy" / "canary" / "ingress" / "ingress.yaml"
 CRD_MODELS = {"ServiceMonitor": "ServiceMonitor", "PrometheusRule": "PrometheusRule"}
 
 
@@ -329,7 +334,7 @@ def check_config(objects, ds, hopwatch: Path, problems: Problems):
 
 
 def check_service_and_monitor(objects, ds, config, problems: Problems):
-    svc = one(objects, "Service", problems)
+    svc = one(objects, "Service", problems, "hopwatch")
     sm = one(objects, "ServiceMonitor", problems)
     if not (svc and ds):
         return
@@ -360,6 +365,65 @@ def check_service_and_monitor(objects, ds, config, problems: Problems):
                    for r in drops):
             problems.add(name_of(sm), "must labeldrop the target's namespace and service "
                                       "(they clash with hopwatch's own)")
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_canary(objects, ds, config, problems: Problems):
+    """The canary Service selects the agents' pods on their canary port, which the config's
+    canary.listen serves and which is not the metrics port; the config names it as the canary
+    and probes it always; the ServiceMonitor does not scrape it; the optional Ingress routes to
+    it and validates."""
+    svc = one(objects, "Service", problems, CANARY)
+    if not svc:
+        return
+    where = name_of(svc)
+    template = ds["spec"]["template"]
+    if not selects(svc["spec"].get("selector", {}), template["metadata"]["labels"]):
+        problems.add(where, "its selector does not match the agents' pods")
+    if svc["spec"].get("clusterIP") == "None" or svc["spec"].get("type", "ClusterIP") != "ClusterIP":
+        problems.add(where, "must be a ClusterIP Service: the agents probe its ClusterIP")
+    container_ports = {p.get("name"): p["containerPort"] for p in template["spec"]["containers"][0].get("ports", [])}
+    numbers = set(container_ports.values())
+    for port in svc["spec"].get("ports", []):
+        target = port.get("targetPort", port.get("port"))
+        number = container_ports.get(target) if isinstance(target, str) else target
+        if number not in numbers:
+            problems.add(where, f"targetPort {target!r} is not a port of the agents' container")
+        elif number == container_ports.get("metrics") or target == "metrics":
+            problems.add(where, "must not target the metrics port: the canary never exposes /metrics")
+    annotation = ((config or {}).get("kubernetes") or {}).get("services", {}).get(
+        "annotation", "hopwatch.io/probe")
+    if svc["metadata"].get("annotations", {}).get(annotation) == "false":
+        problems.add(where, f"{annotation}: \"false\" would keep the agents from probing it")
+    for sm in by_kind(objects, "ServiceMonitor"):
+        if selects(sm["spec"]["selector"].get("matchLabels", {}), svc["metadata"].get("labels", {})):
+            problems.add(name_of(sm), f"selects {CANARY}, which has no metrics")
+    canary = (config or {}).get("canary") or {}
+    listen = str(canary.get("listen", ""))
+    if not listen or int(listen.rsplit(":", 1)[1]) != container_ports.get("canary"):
+        problems.add(name_of(ds), f"the config's canary.listen {listen!r} is not the container port `canary`")
+    name = f"{NAMESPACE}/{CANARY}"
+    if canary.get("service") != name:
+        problems.add("hopwatch-config", f"canary.service must be {name}")
+    always = (((config or {}).get("kubernetes") or {}).get("services") or {}).get("always", [])
+    if name not in always:
+        problems.add("hopwatch-config", f"kubernetes.services.always must list {name}")
+    check_canary_ingress(svc, problems)
+
+
+def check_canary_ingress(svc, problems: Problems):
+    ingresses = [o for o in yaml.safe_load_all(CANARY_INGRESS.read_text(encoding="utf-8")) if o]
+    validate_schemas(ingresses, problems)
+    ports = {p.get("name") for p in svc["spec"].get("ports", [])}
+    for ing in ingresses:
+        for rule in ing["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                backend = path.get("backend", {}).get("service", {})
+                if backend.get("name") != CANARY or backend.get("port", {}).get("name") not in ports:
+                    problems.add(name_of(ing), f"path {path.get('path')!r} must route to a port of {CANARY}")
 
 
 def check_rules_and_dashboards(objects, problems: Problems):
@@ -430,6 +494,7 @@ def main() -> int:
         if ds:
             config = check_config(objects, ds, args.hopwatch, problems)
             check_service_and_monitor(objects, ds, config, problems)
+            check_canary(objects, ds, config, problems)
             check_image(ds, problems)
         check_rules_and_dashboards(objects, problems)
     for p in problems:

@@ -204,7 +204,7 @@ class Contract:
 # tables; `code`, `target`, `server`, `namespace`, `service` and `version` are open.
 CLOSED_LABELS = {
     "hop", "condition", "broken_hop", "phase", "resource", "flavor", "mode", "qtype",
-    "transport", "reason",
+    "transport", "reason", "cause",
 }
 
 

@@ -29,6 +29,8 @@ pub struct AgentOptions {
     pub public_nameserver: Option<Ipv4Addr>,
     /// `kubernetes.kubeconfig`, instead of the fake API server's.
     pub kubeconfig: Option<String>,
+    /// More top-level keys, as YAML lines (e.g. a `canary:` section).
+    pub top_level: String,
 }
 
 impl Default for AgentOptions {
@@ -41,6 +43,7 @@ impl Default for AgentOptions {
             service_histogram: true,
             public_nameserver: None,
             kubeconfig: None,
+            top_level: String::new(),
         }
     }
 }
@@ -202,8 +205,10 @@ fn config(cluster: &Cluster, listen: SocketAddr, options: &AgentOptions, dir: &T
              interval_seconds: 1\n    \
              timeout_seconds: 0.8\n    \
              resolv_conf: \"{resolv}\"\n\
-         {extra}",
+         {extra}\
+         {top_level}",
         extra = options.kubernetes,
+        top_level = options.top_level,
         kubeconfig = options.kubeconfig.clone().unwrap_or_else(|| cluster
             .fake
             .kubeconfig()

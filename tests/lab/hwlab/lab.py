@@ -63,6 +63,8 @@ class Lab:
         self.st = st
         p = st.params
         self.plan = P.make(p["domain"], p["nodes"]) if p.get("domain") else None
+        # `lab up --canary`: the agents answer the canary, and its Service selects them.
+        self.canary = bool(p.get("canary"))
         self.pki = Pki(st.file("pki"))
         self.children = {}  # processes this invocation started: their exit codes can be read
         self.cp = ControlPlane(self) if self.plan else None
@@ -234,7 +236,7 @@ class Lab:
         for n in self.plan.node_range():
             api.create(objects.node(self.plan, n))
             api.patch(f"/api/v1/nodes/{P.node_name(n)}/status", objects.node_status(n))
-        for obj in objects.services(self.plan):
+        for obj in objects.services(self.plan, self.canary):
             api.create(obj)
         api.patch("/api/v1/namespaces/%s/services/%s/status" % objects.INGRESS_SERVICE, {"status": objects.LB_STATUS})
         # ServiceAccount admission refuses pods until the serviceaccount controller has made
@@ -259,7 +261,7 @@ class Lab:
 
     def wait_endpoints(self, seconds=60):
         """Until the endpointslice controller lists every Ready pod behind its Service."""
-        want = objects.expected_endpoints(self.plan)
+        want = objects.expected_endpoints(self.plan, self.canary)
 
         def listed(snap):
             got = {}
@@ -380,6 +382,8 @@ class Lab:
             f"    ca_file: {q(ca)}",
             "    interval_seconds: 2",
             "    timeout_seconds: 1.5",
+            *(["canary:", f"  listen: {q(f'0.0.0.0:{P.CANARY_PORT}')}",
+               f"  service: {'/'.join(objects.CANARY)}"] if self.canary else []),
             ""])
         path = os.path.join(d, "config.yaml")
         self.write_file(path, config)

@@ -39,6 +39,9 @@ SERVICES = {
     ("shop", "cart"): ("10.96.100.12", [("http", 80, WORKLOAD_PORT, "TCP")]),
     ("shop", "db"): ("None", [("http", WORKLOAD_PORT, WORKLOAD_PORT, "TCP")]),
 }
+# `lab up --canary`: deploy/canary/'s Service, in front of the agents' canary responders.
+CANARY = ("hopwatch", "hopwatch-canary")
+CANARY_IP = "10.96.100.40"
 INGRESS_HOSTS = {"shop.example.com": ("web", 80), "api.example.com": ("api", 80)}
 # Names outside the cluster domain, answered by the lab DNS: the public hosts of the shop.
 # www.example.org is probed by a static DNS target only (see dns.py: its zones count queries).
@@ -73,24 +76,30 @@ def namespaces():
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in NAMESPACES]
 
 
-def services(lab):
-    """Every Service the lab creates (`default/kubernetes` is kube-apiserver's own)."""
+def services(lab, canary=False):
+    """Every Service the lab creates (`default/kubernetes` is kube-apiserver's own), with the
+    canary Service when `canary`."""
     dns_ports = [("dns", 53, 53, "UDP"), ("dns-tcp", 53, 53, "TCP")]
     items = [service("kube-system", "kube-dns", P.DNS_IP, dns_ports, {"k8s-app": "kube-dns"})]
     ing_ports = [("http", 80, 80, "TCP"), ("https", 443, 443, "TCP")]
     items.append(service(*INGRESS_SERVICE, "10.96.100.30", ing_ports, {"app": "ingress-nginx"}, "LoadBalancer"))
     for (namespace, name), (cluster_ip, ports) in SERVICES.items():
         items.append(service(namespace, name, cluster_ip, ports, {"app": name}))
+    if canary:
+        agents = POD_LABELS["agent"](None)
+        items.append(service(*CANARY, CANARY_IP, [("http", 80, P.CANARY_PORT, "TCP")], agents))
     return items
 
 
-def expected_endpoints(lab):
+def expected_endpoints(lab, canary=False):
     """{(namespace, service): sorted pod IPs}: what the endpointslice controller must list once
-    every pod is Ready."""
+    every pod is Ready (the canary's agents too, when `canary`)."""
     out = {("kube-system", "kube-dns"): [p.ip for p in lab.role("dns")],
            INGRESS_SERVICE: [p.ip for p in lab.role("ingress")]}
     for (namespace, name) in SERVICES:
         out[(namespace, name)] = sorted(p.ip for p in lab.role("workload") if p.app == name)
+    if canary:
+        out[CANARY] = sorted(p.ip for p in lab.role("agent"))
     return out
 
 

@@ -20,6 +20,8 @@ LB_IP = "10.250.0.10"
 API_IP, API_PORT = "10.96.0.1", 443
 DNS_IP = "10.96.0.10"
 AGENT_PORT = 9808
+# The agents' canary responder (`lab up --canary`), as in deploy/.
+CANARY_PORT = 9809
 UNDERLAY = PREFIX + "underlay"
 MAX_NODES = 8
 
