@@ -99,6 +99,16 @@ impl AgentSink {
         self.policies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A new set of sweep targets. One that joins the sweep keeps its key: its own series go
+    /// now.
+    fn set_sweep(&self, sweep: BTreeSet<TargetKey>) {
+        let mut was = self.sweep.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in sweep.difference(&was) {
+            self.metrics.forget(key);
+        }
+        *was = sweep;
+    }
+
     fn in_sweep(&self, key: &TargetKey) -> bool {
         self.sweep
             .lock()
@@ -569,18 +579,9 @@ impl Agent {
             .set_discovered(plan.targets.iter().map(Target::key));
         all.append(&mut plan.targets);
         self.sink.set_denials(std::mem::take(&mut plan.denials));
-        let sweep = std::mem::take(&mut plan.sweep);
-        let mut was = self
-            .sink
-            .sweep
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // A target that joins the sweep keeps its key: its own series go now.
-        for key in sweep.difference(&was) {
-            self.metrics.forget(key);
-        }
-        *was = sweep;
-        drop(was);
+        self.metrics
+            .set_untimed_targets(std::mem::take(&mut plan.untimed));
+        self.sink.set_sweep(std::mem::take(&mut plan.sweep));
         self.sink.set_canary(self.config.canary.service.clone());
         let gone = self
             .sink

@@ -94,6 +94,10 @@ pub struct Plan {
     /// Service-hop targets of the sweep: counted in `hopwatch_service_sweep_connects_total`,
     /// judged in the verdict, without series of their own.
     pub sweep: BTreeSet<TargetKey>,
+    /// Service-hop targets connected to every interval without being owned (the `always`
+    /// Services on every node): counted, not timed, so that their histograms come from
+    /// `service_probe_nodes` nodes rather than from all.
+    pub untimed: BTreeSet<TargetKey>,
 }
 
 impl Plan {
@@ -170,6 +174,8 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
         let target = connect(Hop::Service, &s.id, vec![s.address], schedule);
         if s.sweep {
             plan.sweep.insert(target.key.clone());
+        } else if !s.owner {
+            plan.untimed.insert(target.key.clone());
         }
         let m = member(&mut plan, &s.service);
         m.detailed |= !s.sweep;

@@ -267,6 +267,7 @@ mod tests {
                 service: ObjKey::new("shop", "db"),
                 id: "shop/db:5432".into(),
                 address: "10.96.0.1:5432".parse().unwrap(),
+                owner: true,
                 sweep: false,
             }],
             pods: vec![PodTarget {

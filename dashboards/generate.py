@@ -262,13 +262,18 @@ def request_path():
                      ratio_thresholds(good, warn), decimals=2), w, 4)
     lay.row("Latency, in request order: p50 and p99 of each attempt")
     for (hop, name), w in zip(HOPS, widths):
-        untimed = (" Empty when the agents run with `kubernetes.connect.service_histogram: "
-                   "false`." if hop == "service" else "")
+        untimed = (" Timed on the `service_probe_nodes` nodes of each port; empty when the "
+                   "agents run with `kubernetes.connect.service_histogram: false`."
+                   if hop == "service" else "")
+        # A DNS probe's duration is its search lookup's, exported once, by the DNS family.
+        metric, matchers = (("hopwatch_dns_lookup_duration_seconds", f'{AGENT}, mode="search"')
+                            if hop == "dns" else
+                            ("hopwatch_probe_duration_seconds", hop_filter(hop)))
         lay.add(timeseries(f"{name} latency", f"Duration of {name} hop probe attempts as the "
                            "user of the hop feels it (DNS: the lookup as written; Service and "
                            "Pod: the TCP handshake; edge: the whole request)." + untimed,
-                           [target(quantile(0.5, "hopwatch_probe_duration_seconds", hop_filter(hop)), "p50"),
-                            target(quantile(0.99, "hopwatch_probe_duration_seconds", hop_filter(hop)), "p99", "B")],
+                           [target(quantile(0.5, metric, matchers), "p50"),
+                            target(quantile(0.99, metric, matchers), "p99", "B")],
                            "s", options={"legend": {"displayMode": "list", "placement": "bottom"},
                                          "tooltip": {"mode": "multi", "sort": "desc"}}), w, 7)
     lay.row("Verdicts: the first broken hop of each Service, from each node")

@@ -426,7 +426,15 @@ fn an_untimed_service_hop_is_counted_without_a_histogram() {
     let durations = |hop: &str| e.series("hopwatch_probe_duration_seconds_count", &[("hop", hop)]);
     assert_eq!(durations("service").len(), 0, "no Service-hop histogram");
     assert!(!durations("pod").is_empty(), "the Pod hop stays timed");
-    assert!(!durations("dns").is_empty(), "and the DNS hop");
+    assert!(
+        !e.series(
+            "hopwatch_dns_lookup_duration_seconds_count",
+            &[("mode", "search")]
+        )
+        .is_empty(),
+        "and the DNS hop, in its own family"
+    );
+    assert_eq!(durations("dns").len(), 0, "timed once, not twice");
     assert!(probes(&e, "service", &web.target(), Some("success")) >= 1.0);
 }
 

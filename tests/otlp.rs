@@ -112,13 +112,13 @@ async fn types_help_and_units_follow_the_families() {
     };
     assert_eq!(kind("hopwatch_probes_total"), "sum");
     assert_eq!(kind("hopwatch_targets"), "gauge");
-    assert_eq!(kind("hopwatch_probe_duration_seconds"), "histogram");
+    assert_eq!(kind("hopwatch_dns_lookup_duration_seconds"), "histogram");
     let probes = &metrics["hopwatch_probes_total"];
     assert_eq!(
         probes.description,
         "Probe attempts by hop, target and result (success or the failure reason)."
     );
-    assert_eq!(metrics["hopwatch_probe_duration_seconds"].unit, "s");
+    assert_eq!(metrics["hopwatch_dns_lookup_duration_seconds"].unit, "s");
     assert_eq!(probes.unit, "");
 }
 

@@ -62,6 +62,8 @@ pub struct ServiceTarget {
     /// `namespace/service:port`, the `target` label.
     pub id: String,
     pub address: SocketAddr,
+    /// Among the port's `service_probe_nodes`: connected to every interval and timed.
+    pub owner: bool,
     /// Connected to once per sweep rather than every interval: neither in `always` nor
     /// among the port's `service_probe_nodes`.
     pub sweep: bool,
@@ -170,11 +172,13 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
             let id = format!("{key}:{}", port.port);
             let chosen = |k| rendezvous::chosen(node, &id, &nodes, k);
             if let Address::ClusterIp(ip) = svc.address {
+                let owner = chosen(settings.service_probe_nodes);
                 derived.services.push(ServiceTarget {
                     service: svc.key.clone(),
                     id: id.clone(),
                     address: SocketAddr::new(ip, port.port),
-                    sweep: !always && !chosen(settings.service_probe_nodes),
+                    owner,
+                    sweep: !always && !owner,
                 });
             }
             if chosen(settings.pod_probe_nodes) {
@@ -605,5 +609,49 @@ mod tests {
         assert_eq!(d.load_balancers[0].id, "shop/front/shop.example.com");
         assert_eq!(d.ingresses[0].url, "https://shop.example.com/");
         assert_eq!(d.ingresses[0].backend, Some(key("shop", "web")));
+    }
+
+    /// Over the three nodes: each Service port is timed every interval by exactly
+    /// `service_probe_nodes` nodes and reached by the others in the sweep, but the `always`
+    /// Services never are; each Service's readiness has exactly one owner; each edge target
+    /// is held by exactly `edge_probe_nodes` nodes.
+    #[test]
+    fn every_item_is_shared_out_to_exactly_its_k_nodes() {
+        let stores = stores();
+        let nodes = ["node-a", "node-b", "node-c"];
+        for k in [1, 2] {
+            let settings = Settings {
+                service_probe_nodes: k,
+                edge_probe_nodes: k,
+                ..settings(3)
+            };
+            let all: Vec<Derived> = nodes
+                .iter()
+                .map(|n| derive(&stores, &settings, n))
+                .collect();
+            let mut owners: BTreeMap<&str, usize> = BTreeMap::new();
+            for d in &all {
+                assert_eq!(
+                    d.services.len(),
+                    all[0].services.len(),
+                    "every node, every port"
+                );
+                for s in &d.services {
+                    *owners.entry(&s.id).or_default() += usize::from(s.owner);
+                    let always = settings.selection.always.contains(&s.service);
+                    assert_eq!(s.sweep, !always && !s.owner, "{}", s.id);
+                }
+            }
+            assert!(owners.values().all(|n| *n == k), "k={k}: {owners:?}");
+            for svc in all[0].readiness.keys() {
+                let held = all.iter().filter(|d| d.owned.contains(svc)).count();
+                assert_eq!(held, 1, "{svc}");
+            }
+            let edge: usize = all
+                .iter()
+                .map(|d| d.ingresses.len() + d.load_balancers.len())
+                .sum();
+            assert_eq!(edge, 2 * k, "one rule and its load balancer, k={k}");
+        }
     }
 }

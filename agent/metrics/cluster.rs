@@ -309,3 +309,91 @@ impl ClusterMetrics {
             .set(i64::from(synced));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// The `hopwatch_service_endpoints{condition="ready"}` value each agent exports, if any.
+    fn ready(agent: &Metrics, svc: &ObjKey) -> Option<i64> {
+        let wanted = format!(
+            "hopwatch_service_endpoints{{condition=\"ready\",namespace=\"{}\",service=\"{}\"}} ",
+            svc.namespace, svc.name
+        );
+        agent
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(&wanted).and_then(|v| v.parse().ok()))
+    }
+
+    /// Agent A owns the Service until a Node is added at t = 10 s; agent B, which wins it, sees
+    /// the change 5 s later than A does. Every second, as Prometheus would scrape both: at least
+    /// one exports the series (no gap), and `max` over them is the Service's count, so a
+    /// `sum` over Services of that `max` counts it once (no double count). A stops after the
+    /// handover, at the time it asked to be woken.
+    #[test]
+    fn a_readiness_handover_has_no_gap_and_no_double_count() {
+        let svc = ObjKey::new("shop", "web");
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let t0 = Instant::now();
+        let r = Readiness {
+            ready: 3,
+            ..Readiness::default()
+        };
+        let (mut both, mut woken) = (0, false);
+        for s in 0..300u64 {
+            let now = t0 + Duration::from_secs(s);
+            // A derives at every change it sees and when its handover is due.
+            let due = a.cluster.handover_due();
+            if s == 0 || s == 10 || due.is_some_and(|d| d <= now) {
+                woken |= due.is_some_and(|d| d <= now);
+                a.cluster.set_readiness(&svc, &r, 0, s < 10, now);
+            }
+            if s == 0 || s == 15 {
+                b.cluster.set_readiness(&svc, &r, 0, s >= 15, now);
+            }
+            let exported: Vec<i64> = [&a, &b].iter().filter_map(|m| ready(m, &svc)).collect();
+            assert!(!exported.is_empty(), "a gap at {s} s");
+            assert_eq!(exported.iter().max(), Some(&3), "at {s} s");
+            both += usize::from(exported.len() == 2);
+        }
+        assert!(woken, "A asked to be woken to end the handover");
+        assert_eq!(ready(&a, &svc), None, "A stopped after the handover");
+        assert_eq!(ready(&b, &svc), Some(3));
+        let overlap = both as u64;
+        assert!(
+            (HANDOVER.as_secs() - 5..=HANDOVER.as_secs() + 1).contains(&overlap),
+            "both exported for {overlap} s"
+        );
+        assert_eq!(a.cluster.handover_due(), None);
+    }
+
+    #[test]
+    fn a_service_reached_only_in_the_sweep_has_a_verdict_series_only_while_broken() {
+        let m = Metrics::new();
+        let svc = ObjKey::new("shop", "web");
+        let verdict = |broken, detailed| ServiceVerdict {
+            broken,
+            unreachable: 0,
+            detailed,
+        };
+        let lines = |m: &Metrics| {
+            m.encode()
+                .lines()
+                .filter(|l| l.starts_with("hopwatch_path_status{"))
+                .count()
+        };
+        m.cluster
+            .set_verdict(&svc, &verdict(BrokenHop::None, false));
+        assert_eq!(lines(&m), 0);
+        m.cluster
+            .set_verdict(&svc, &verdict(BrokenHop::Service, false));
+        assert_eq!(lines(&m), 1);
+        m.cluster
+            .set_verdict(&svc, &verdict(BrokenHop::None, false));
+        assert_eq!(lines(&m), 0);
+        m.cluster.set_verdict(&svc, &verdict(BrokenHop::None, true));
+        assert_eq!(lines(&m), 1, "a Service probed every interval shows none");
+    }
+}

@@ -21,7 +21,7 @@ pub mod canary;
 pub mod cluster;
 mod process;
 
-use crate::probe::dns::{DnsCycle, LookupReport, QueryRecord, QueryStatus};
+use crate::probe::dns::{DnsCycle, LookupReport, Mode, QueryRecord, QueryStatus};
 use crate::probe::http::HttpReport;
 use crate::probe::{Detail, Failure, Hop, Outcome, TargetKey, result_label};
 
@@ -96,6 +96,9 @@ pub struct Metrics {
     /// Hops whose probes are counted but not timed in `hopwatch_probe_duration_seconds`.
     /// Locked only while `written` is held.
     untimed: Mutex<BTreeSet<Hop>>,
+    /// Targets counted but not timed, whatever their hop: Service-hop ports this node
+    /// connects to every interval without owning them. Locked only while `written` is held.
+    untimed_targets: Mutex<BTreeSet<TargetKey>>,
     /// The targets discovered from Kubernetes objects, whose series carry the namespace of
     /// their id; configured ones carry none. Locked only while `written` is held.
     discovered: Mutex<HashSet<TargetKey>>,
@@ -218,6 +221,7 @@ impl Metrics {
             _process: r.process(),
             written: Mutex::new(HashMap::new()),
             untimed: Mutex::new(BTreeSet::new()),
+            untimed_targets: Mutex::new(BTreeSet::new()),
             discovered: Mutex::new(HashSet::new()),
             registry,
         };
@@ -247,7 +251,11 @@ impl Metrics {
     /// Records one probe attempt of `key`.
     pub fn record(&self, key: &TargetKey, outcome: &Outcome) {
         let mut written = self.lock();
-        let timed = !self.untimed().contains(&key.hop);
+        // A DNS probe's duration is its search lookup's, which
+        // `hopwatch_dns_lookup_duration_seconds{mode="search"}` has already: not written twice.
+        let timed = key.hop != Hop::Dns
+            && !self.untimed().contains(&key.hop)
+            && !self.untimed_targets().contains(key);
         let t = Labels {
             hop: key.hop.as_str(),
             target: key.id.as_str(),
@@ -384,10 +392,13 @@ impl Metrics {
             self.record_query(series, [target, namespace, server, mode], query);
         }
         let labels = [target, namespace, server, mode];
-        let seconds = report.duration.as_secs_f64();
-        self.dns_lookup_duration
-            .with_label_values(series.note(Family::DnsLookupDuration, &labels))
-            .observe(seconds);
+        // The FQDN lookup is the baseline the amplification is counted against; only the
+        // lookup as written, the one applications wait for, is timed.
+        if report.mode == Mode::Search {
+            self.dns_lookup_duration
+                .with_label_values(series.note(Family::DnsLookupDuration, &labels))
+                .observe(report.duration.as_secs_f64());
+        }
         let queries = self
             .dns_queries_per_lookup
             .with_label_values(series.note(Family::DnsQueriesPerLookup, &labels));
@@ -437,15 +448,32 @@ impl Metrics {
             return;
         }
         for (_, series) in written.iter_mut().filter(|(key, _)| key.hop == hop) {
-            series.retain(|(family, labels)| {
-                if *family != Family::ProbeDuration {
-                    return true;
-                }
-                let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let _ = self.probe_duration.remove_label_values(&labels);
-                false
-            });
+            self.drop_durations(series);
         }
+    }
+
+    /// Replaces the targets that are counted but not timed; a target that joins them loses
+    /// its duration series now.
+    pub fn set_untimed_targets(&self, keys: BTreeSet<TargetKey>) {
+        let mut written = self.lock();
+        let mut untimed = self.untimed_targets();
+        for key in keys.difference(&untimed) {
+            if let Some(series) = written.get_mut(key) {
+                self.drop_durations(series);
+            }
+        }
+        *untimed = keys;
+    }
+
+    fn drop_durations(&self, series: &mut Written) {
+        series.retain(|(family, labels)| {
+            if *family != Family::ProbeDuration {
+                return true;
+            }
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = self.probe_duration.remove_label_values(&labels);
+            false
+        });
     }
 
     /// Drops every series `key` ever wrote; other targets' series are untouched.
@@ -560,6 +588,12 @@ impl Metrics {
 
     fn untimed(&self) -> MutexGuard<'_, BTreeSet<Hop>> {
         self.untimed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn untimed_targets(&self) -> MutexGuard<'_, BTreeSet<TargetKey>> {
+        self.untimed_targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn discovered(&self) -> MutexGuard<'_, HashSet<TargetKey>> {
@@ -767,7 +801,7 @@ mod tests {
         };
         metrics.record(&key("a"), &timeout);
         let before = metrics.encode();
-        assert!(lines_with(&before, "target=\"a\"").len() > 60, "{before}");
+        assert!(lines_with(&before, "target=\"a\"").len() > 20, "{before}");
 
         let c_lines = lines_with(&before, "target=\"shop/front/c.example.com/\"");
         assert!(c_lines.len() > 30, "{before}");
@@ -1160,27 +1194,6 @@ hopwatch_config_reloads_total{result="success"} 0
 hopwatch_dns_amplification_ratio{server="resolv.conf",target="web"} 3
 # HELP hopwatch_dns_lookup_duration_seconds Duration of DNS lookups as written (search) and as FQDN (fqdn).
 # TYPE hopwatch_dns_lookup_duration_seconds histogram
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.00025"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.0005"} 0
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.001"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.002"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.004"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.008"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.016"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.032"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.064"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.128"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.256"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="0.512"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="1.024"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="2.048"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="4.096"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="8.192"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="16.384"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="32.768"} 1
-hopwatch_dns_lookup_duration_seconds_bucket{mode="fqdn",server="resolv.conf",target="web",le="+Inf"} 1
-hopwatch_dns_lookup_duration_seconds_sum{mode="fqdn",server="resolv.conf",target="web"} 0.001
-hopwatch_dns_lookup_duration_seconds_count{mode="fqdn",server="resolv.conf",target="web"} 1
 hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.00025"} 0
 hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.0005"} 0
 hopwatch_dns_lookup_duration_seconds_bucket{mode="search",server="resolv.conf",target="web",le="0.001"} 0
@@ -1243,29 +1256,6 @@ hopwatch_kube_watch_restarts_total{resource="namespaces"} 0
 hopwatch_kube_watch_restarts_total{resource="networkpolicies"} 0
 hopwatch_kube_watch_restarts_total{resource="nodes"} 0
 hopwatch_kube_watch_restarts_total{resource="services"} 0
-# HELP hopwatch_probe_duration_seconds Duration of probe attempts, as the user of the hop would feel it.
-# TYPE hopwatch_probe_duration_seconds histogram
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.00025"} 0
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.0005"} 0
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.001"} 0
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.002"} 0
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.004"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.008"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.016"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.032"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.064"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.128"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.256"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="0.512"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="1.024"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="2.048"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="4.096"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="8.192"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="16.384"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="32.768"} 1
-hopwatch_probe_duration_seconds_bucket{hop="dns",target="web",le="+Inf"} 1
-hopwatch_probe_duration_seconds_sum{hop="dns",target="web"} 0.003
-hopwatch_probe_duration_seconds_count{hop="dns",target="web"} 1
 # HELP hopwatch_probes_total Probe attempts by hop, target and result (success or the failure reason).
 # TYPE hopwatch_probes_total counter
 hopwatch_probes_total{hop="dns",result="success",target="web"} 1

@@ -220,6 +220,7 @@ fn agent_round(stores: &Stores, config: &Config, kube: &KubernetesConfig, node: 
     let mut plan = cluster::build(&derived, kube);
     let metrics = Metrics::new();
     metrics.set_timed(Hop::Service, kube.service_histogram);
+    metrics.set_untimed_targets(std::mem::take(&mut plan.untimed));
     let now = Instant::now();
     for (svc, readiness) in &derived.readiness {
         let owned = derived.owned.contains(svc);
@@ -275,6 +276,10 @@ fn agent_round(stores: &Stores, config: &Config, kube: &KubernetesConfig, node: 
 
 /// Sample lines per family, histogram lines under the histogram's name.
 fn families(text: &str) -> Families {
+    let histograms: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" histogram"))
+        .collect();
     let mut out = Families::new();
     for line in text
         .lines()
@@ -284,7 +289,7 @@ fn families(text: &str) -> Families {
         let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|s| name.strip_suffix(s))
-            .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+            .filter(|f| histograms.contains(f))
             .unwrap_or(name);
         *out.entry(family.to_string()).or_default() += 1.0;
     }
@@ -381,7 +386,8 @@ fn http_outcome() -> Outcome {
 }
 
 /// The fleet's cluster on `nodes` nodes: its Services (the first one is kube-dns with
-/// [`REPLICAS`] replicas, the second `default/kubernetes`), their slices and Ingresses.
+/// [`REPLICAS`] replicas, then `default/kubernetes` and the canary), their slices and
+/// Ingresses.
 pub fn stores(fleet: Fleet, nodes: usize) -> Stores {
     let mut stores = Stores::default();
     stores.nodes = (0..nodes).map(common::node_name).collect();
@@ -390,6 +396,7 @@ pub fn stores(fleet: Fleet, nodes: usize) -> Stores {
         let key = match s {
             0 => ObjKey::new("kube-system", "kube-dns"),
             1 => ObjKey::new("default", "kubernetes"),
+            2 => ObjKey::new("hopwatch", "hopwatch-canary"),
             _ => ObjKey::new(&format!("ns-{:03}", s % 200), &format!("svc-{s:05}")),
         };
         let ports = if s == 0 { 2 } else { 1 + s % 2 };
@@ -480,7 +487,7 @@ fn thousands(n: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
