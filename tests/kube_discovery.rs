@@ -742,7 +742,7 @@ fn an_api_outage_keeps_probing_and_catches_up_afterwards() {
 }
 
 #[test]
-fn each_endpoint_is_probed_by_exactly_one_node_with_pod_probe_nodes_1() {
+fn each_service_ports_endpoints_are_probed_by_exactly_one_node_with_pod_probe_nodes_1() {
     let net = Net::new();
     let backends: Vec<Backend> = (0..9u8)
         .map(|i| Backend::new(&net, "shop", &format!("s{i}"), 11 + i, &[31 + i]))
@@ -805,11 +805,11 @@ fn each_endpoint_is_probed_by_exactly_one_node_with_pod_probe_nodes_1() {
             .filter(|(_, e)| probes(e, "pod", &t, None) > 0.0)
             .map(|(n, _)| *n)
             .collect();
-        let endpoint = b.pods[0].addr().to_string();
+        // A Service port's endpoints go to their nodes together.
         let expected: Vec<&str> = NODES
             .iter()
             .copied()
-            .filter(|n| hopwatch::discovery::rendezvous::chosen(n, &endpoint, &NODES, 1))
+            .filter(|n| hopwatch::discovery::rendezvous::chosen(n, &t, &NODES, 1))
             .collect();
         assert_eq!(probers, expected, "{t}: probed by {probers:?}");
         for (i, n) in NODES.iter().enumerate() {

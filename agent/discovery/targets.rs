@@ -230,8 +230,13 @@ fn slices_by_service(stores: &Stores) -> HashMap<&ObjKey, Vec<&SliceInfo>> {
 }
 
 /// The nodes rendezvous hashing chooses from: the watched Node list, or, when Nodes cannot be
-/// listed, the nodes named by endpoints. This node is always on it.
+/// listed, the nodes named by endpoints. This node is always on it. An agent whose node the
+/// listed Nodes do not name runs outside the DaemonSet (from a laptop, or one agent for the
+/// cluster): it has no peers to share with, and takes every item.
 fn node_list<'a>(stores: &'a Stores, node: &'a str) -> Vec<&'a str> {
+    if !stores.nodes.is_empty() && !stores.nodes.contains(node) {
+        return vec![node];
+    }
     let mut nodes: BTreeSet<&str> = stores.nodes.iter().map(String::as_str).collect();
     if nodes.is_empty() {
         let named = stores
@@ -653,5 +658,23 @@ mod tests {
                 .sum();
             assert_eq!(edge, 2 * k, "one rule and its load balancer, k={k}");
         }
+    }
+
+    /// An agent whose node the Node list does not name runs outside the DaemonSet: nobody
+    /// shares its work, so it takes every item.
+    #[test]
+    fn an_agent_outside_the_node_list_takes_every_item() {
+        let one = Settings {
+            service_probe_nodes: 1,
+            pod_probe_nodes: 1,
+            edge_probe_nodes: 1,
+            ..settings(1)
+        };
+        let d = derive(&stores(), &one, "laptop");
+        assert!(d.services.iter().all(|s| s.owner && !s.sweep));
+        assert_eq!(d.owned.len(), d.readiness.len());
+        assert_eq!(d.ingresses.len() + d.load_balancers.len(), 2);
+        // As many Pod targets as a node of the three gets with pod_probe_nodes 3: all of them.
+        assert_eq!(d.pods, derive(&stores(), &settings(3), "node-a").pods);
     }
 }

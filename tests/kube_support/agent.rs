@@ -5,17 +5,22 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Cluster, DNS_NAME, NODES};
+use super::{Cluster, DNS_NAME};
 use crate::support::TempDir;
 use crate::support::process::{Process, http_get};
 use crate::support::prom::Exposition;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hopwatch");
 
+/// The node name of an agent the cluster's Node list does not name.
+pub const OUTSIDE: &str = "outside-the-cluster";
+
 /// How an agent is run.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// `NODE_NAME`.
+    /// `NODE_NAME`. By default [`OUTSIDE`]: a node the cluster does not list, so the one agent
+    /// under test takes every item, as one run from outside the DaemonSet does; a test of the
+    /// sharding gives each agent one of [`super::NODES`].
     pub node: String,
     pub pod_probe_nodes: usize,
     /// The `kubernetes.services` mapping as YAML lines indented by four spaces, if any.
@@ -36,7 +41,7 @@ pub struct AgentOptions {
 impl Default for AgentOptions {
     fn default() -> Self {
         AgentOptions {
-            node: NODES[0].to_string(),
+            node: OUTSIDE.to_string(),
             pod_probe_nodes: 3,
             services: None,
             kubernetes: String::new(),
