@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Lab, eventually};
+use crate::harness::{Lab, NODES, eventually};
 use crate::{WAIT, all_healthy};
 
 /// How much faster the lab's rule clock runs.
@@ -277,4 +277,191 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
         fired.len(),
         started.elapsed()
     );
+}
+
+/// A page: an alert of severity critical that Alertmanager holds active, not inhibited.
+fn pages(alerts: &[Value]) -> Vec<&Value> {
+    alerts
+        .iter()
+        .filter(|a| a["labels"]["severity"] == "critical" && a["status"]["state"] == "active")
+        .collect()
+}
+
+fn describe(alerts: &[&Value]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| format!("{} {}", a["status"]["state"], a["labels"]))
+        .collect()
+}
+
+/// The pages the four faults must give: one each, with the labels that place it.
+const FOUR_PAGES: [Expected; 4] = [
+    ("HopwatchClusterIPFailingOnNode", &[("node", "node-2")]),
+    (
+        "HopwatchServiceNoReadyEndpoints",
+        &[("namespace", "shop"), ("service", "web")],
+    ),
+    ("HopwatchDNSFailingOnNode", &[("node", "node-3")]),
+    (
+        "HopwatchCertificateExpiryImminent",
+        &[("namespace", "shop"), ("target", API_INGRESS)],
+    ),
+];
+
+/// The Service the non-event test scales to zero: no Ingress routes to it.
+const CART: [(&str, &str); 2] = [("namespace", "shop"), ("service", "cart")];
+const CART_WARNING: Expected = (
+    "HopwatchServiceNoReadyEndpoints",
+    &[("service", "cart"), ("severity", "warning")],
+);
+const CART_PAGE: Expected = (
+    "HopwatchServiceNoReadyEndpoints",
+    &[("service", "cart"), ("severity", "critical")],
+);
+
+fn is_page(alert: &Value, (name, labels): &Expected) -> bool {
+    let l = &alert["labels"];
+    l["alertname"] == *name && labels.iter().all(|(k, v)| l[*k] == *v)
+}
+
+/// One fault, one page, in the lab's real Prometheus and Alertmanager (alerts/alertmanager.yaml)
+/// on the 30 times faster clock: kube-proxy's rules gone for shop/cart on node-2, no ready pod
+/// behind shop/web (which the Ingress shop.example.com routes to), DNS blocked from node-3's
+/// pods and an expired certificate on api.example.com, all at once. Each raises several
+/// alerts (the burn rates of every hop downstream, the resolver timeouts, the TLS failure);
+/// Alertmanager leaves exactly four pages, each naming its node or its Service or host.
+#[test]
+fn four_faults_at_once_give_four_pages_each_with_its_place() {
+    // Three nodes, as in a real cluster: a node-local fault is seen against two healthy ones.
+    let lab = Lab::up_with(&["--time-scale", SCALE, "--nodes", "3"]);
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    lab.fault(&["kube-proxy", "--node", "node-2", "--service", "shop/cart"]);
+    lab.fault(&["none-ready", "--service", "shop/web"]);
+    lab.fault(&["dns-block", "--node", "node-3"]);
+    lab.fault(&["cert", "--host", "api.example.com", "--kind", "expired"]);
+    let paged = |alerts: &[Value]| -> Result<(), String> {
+        let pages = pages(alerts);
+        let missing: Vec<&Expected> = FOUR_PAGES
+            .iter()
+            .filter(|e| !pages.iter().any(|a| is_page(a, e)))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "missing {missing:?}; pages {:#?}",
+                describe(&pages)
+            ))
+        }
+    };
+    eventually("a page for each fault", Duration::from_secs(180), || {
+        paged(&lab.am_alerts()?)
+    });
+    // 40 s more is 20 minutes of the rules' time: every burn rate (for: 10m) has fired.
+    std::thread::sleep(Duration::from_secs(40));
+    let alerts = lab.am_alerts().unwrap_or_else(|e| panic!("{e}"));
+    paged(&alerts).unwrap_or_else(|e| panic!("{e}"));
+    let pages = pages(&alerts);
+    assert_eq!(
+        pages.len(),
+        4,
+        "one page per fault, no more: {:#?}",
+        describe(&pages)
+    );
+    let inhibited: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| {
+            a["status"]["inhibitedBy"]
+                .as_array()
+                .is_some_and(|by| !by.is_empty())
+        })
+        .collect();
+    let tls = inhibited.iter().any(|a| {
+        a["labels"]["alertname"] == "HopwatchTLSVerificationFailing"
+            && a["labels"]["target"] == API_INGRESS
+    });
+    assert!(
+        tls && inhibited.len() >= 2,
+        "the symptoms were raised and inhibited, not merely absent (the expired certificate's \
+         TLS failure at least): {:#?}",
+        describe(&inhibited)
+    );
+}
+
+/// The non-events of day one stay quiet on the 30 times faster clock, and the outage that is
+/// one still pages: a single TLS handshake reset from one node (counted, not alerted on); a
+/// Service scaled to zero that nothing routes to (verdict `endpoints` on every node, its
+/// readiness exported by one agent, a warning after 15 minutes of rule time and never a page);
+/// the same Service annotated `hopwatch.io/critical: "true"`, which pages.
+#[test]
+fn a_tls_reset_and_a_service_scaled_to_zero_do_not_page_unless_critical() {
+    let lab = Lab::up_with(&["--time-scale", SCALE]);
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    let failures = |lab: &Lab| {
+        let e = lab.metrics("node-1");
+        e.sum("hopwatch_probes_total", &[("hop", "ingress")])
+            - e.sum(
+                "hopwatch_probes_total",
+                &[("hop", "ingress"), ("result", "success")],
+            )
+    };
+    let before = failures(&lab);
+    let reset = lab.fault(&["tls-reset", "--node", "node-1"]);
+    assert!(reset["reset"].as_u64() >= Some(1), "{reset}");
+    eventually("the reset counted on node-1", WAIT, || {
+        let after = failures(&lab);
+        (after > before).then_some(()).ok_or(format!(
+            "{after} Ingress failures on node-1, {before} before"
+        ))
+    });
+    lab.fault(&["scale-zero", "--service", "shop/cart"]);
+    let mut warned = false;
+    // 40 s is 20 minutes of rule time: the warning's 15 minutes, and then some.
+    let until = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < until {
+        let alerts = lab.prom_alerts().unwrap_or_else(|e| panic!("{e}"));
+        let loud: Vec<String> = alerts
+            .iter()
+            .filter(|a| {
+                a["labels"]["severity"] == "critical" || {
+                    let name = a["labels"]["alertname"].as_str().unwrap_or_default();
+                    name.contains("TLS") || name.contains("Ingress")
+                }
+            })
+            .map(|a| format!("{} {}", a["state"], a["labels"]))
+            .collect();
+        assert!(loud.is_empty(), "a non-event pages: {loud:#?}");
+        warned |= alerts.iter().any(|a| firing(a, &CART_WARNING));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(warned, "shop/cart scaled to zero never warned");
+    let all = lab.all_metrics();
+    for (node, e) in NODES.iter().zip(&all) {
+        let verdict = [CART[0], CART[1], ("broken_hop", "endpoints")];
+        assert_eq!(
+            e.get("hopwatch_path_status", &verdict),
+            Some(1.0),
+            "{node}: shop/cart's verdict"
+        );
+    }
+    let owners = all
+        .iter()
+        .filter(|e| {
+            e.get(
+                "hopwatch_service_empty_endpoints",
+                &[CART[0], CART[1], ("reason", "no_endpoints")],
+            ) == Some(1.0)
+        })
+        .count();
+    assert_eq!(owners, 1, "one agent exports shop/cart's readiness");
+
+    lab.fault(&["critical", "--service", "shop/cart"]);
+    eventually("shop/cart, now critical, pages", WAIT, || {
+        let alerts = lab.prom_alerts()?;
+        alerts
+            .iter()
+            .any(|a| firing(a, &CART_PAGE))
+            .then_some(())
+            .ok_or(format!("no page yet: {alerts:#?}"))
+    });
 }

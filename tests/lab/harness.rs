@@ -336,6 +336,18 @@ pub fn eventually<T>(
 impl Lab {
     /// Every alert the lab's Prometheus holds (`/api/v1/alerts`), pending or firing: each
     /// `{"labels": {...}, "state": ..., ...}`.
+    /// Every alert the lab's Alertmanager holds, inhibited ones included: each with its
+    /// `labels` and `status` (`state` `active` or `suppressed`, `inhibitedBy`).
+    pub fn am_alerts(&self) -> Result<Vec<Value>, String> {
+        let address = format!("127.0.0.1:{}", self.port("alertmanager"));
+        let (code, body) = http_get(&address, "/api/v2/alerts")?;
+        if code != 200 {
+            return Err(format!("/api/v2/alerts: HTTP {code}: {body}"));
+        }
+        let doc: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        Ok(doc.as_array().cloned().unwrap_or_default())
+    }
+
     pub fn prom_alerts(&self) -> Result<Vec<Value>, String> {
         let address = format!("127.0.0.1:{}", self.port("prometheus"));
         let (code, body) = http_get(&address, "/api/v1/alerts")?;

@@ -12,11 +12,16 @@
     expected-addresses               the Ingress is annotated
                                      hopwatch.io/expected-addresses: 10.250.0.50, the CDN's
                                      address, so hopwatch compares the public names with it
+    tls-reset --node N               one TLS handshake of node N's agent reset (the first
+                                     ClientHello to port 443 answered by a TCP reset), once
 """
+
+import time
 
 from . import netns
 from . import objects as O
 from .dns import LB_HOSTNAME
+from .netns import LabError
 
 CDN_IP = "10.250.0.50"
 CDN_CHAIN = "HWL-CDN"
@@ -24,7 +29,34 @@ ANNOTATION = "hopwatch.io/expected-addresses"
 INGRESS = "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/front"
 
 
+RESET_COMMENT = "hopwatch-lab-tls-reset"
+
+
 class EdgeFaults:
+
+    def fault_tls_reset(self, args):
+        """One TLS handshake reset, once: the first ClientHello node N's agent sends to port
+        443 is answered by a TCP reset, then the rule is gone. Nothing to heal."""
+        n = self.node(args)
+        agent = next(a for a in self.lab.plan.role("agent") if a.node == n)
+        rule = ["OUTPUT", "-p", "tcp", "--dport", "443", "--tcp-flags", "PSH", "PSH",
+                "-m", "comment", "--comment", RESET_COMMENT, "-j", "REJECT", "--reject-with", "tcp-reset"]
+        ipt = ["iptables", "-w"]
+        netns.exec_in(agent.netns, ipt + ["-I"] + rule[:1] + ["1"] + rule[1:])
+        try:
+            deadline = time.monotonic() + 90
+            hits = 0
+            while time.monotonic() < deadline:
+                listing = netns.exec_in(agent.netns, ipt + ["-L", "OUTPUT", "-v", "-x", "-n"]).stdout
+                hits = sum(int(line.split()[0]) for line in listing.splitlines() if RESET_COMMENT in line)
+                if hits:
+                    break
+                time.sleep(0.05)
+        finally:
+            netns.exec_in(agent.netns, ipt + ["-D"] + rule, check=False)
+        if not hits:
+            raise LabError(f"no TLS handshake from {args.node}'s agent in 90 s: nothing was reset")
+        return {"node": args.node, "reset": hits}
 
     def ingress_status(self, status):
         self.lab.api().patch(INGRESS + "/status", {"status": status})

@@ -10,6 +10,9 @@ them all). Each prints one JSON line describing what it did.
                                      them again while the controller is down
     none-ready   --service NS/NAME   every Pod behind the Service turns not Ready (its Ready
                                      condition); the controller marks the endpoints not ready
+    scale-zero   --service NS/NAME   a Deployment scaled to zero: the Service's Pod objects are
+                                     deleted, its selector stays; the controller empties its slices
+    critical     --service NS/NAME   the Service is annotated hopwatch.io/critical: "true"
     kill-pod     --pod POD           the pod's server process is killed; its endpoint stays Ready
     kube-proxy   --node N [--service NS/NAME]
                                      that node's kube-proxy is stopped and its rules deleted (all
@@ -60,10 +63,10 @@ from .state import stop_procs
 # The label the no-endpoints fault adds to a Service's selector: no pod carries it.
 NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
 
-NAMES = ["no-endpoints", "controller-down", "none-ready", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
+NAMES = ["no-endpoints", "controller-down", "none-ready", "scale-zero", "critical", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
          "rbac", "netpol", "netpol-dns", "netpol-agents", "cni-off", "config", "selector", "target-port",
-         "lb-hostname", "lb-unpublished", "cdn", "expected-addresses"]
+         "lb-hostname", "lb-unpublished", "cdn", "expected-addresses", "tls-reset"]
 DNS_BLOCK_CHAIN = "HWL-DNSBLOCK"
 
 
@@ -207,6 +210,47 @@ class Faults(OpsFaults, NetpolFaults, EdgeFaults):
         self.pods_ready(args, pods, True)
         self.forget("none-ready", args)
         return {"service": args.service}
+
+    def fault_scale_zero(self, args):
+        """A Deployment scaled to zero: the Service's Pod objects are deleted (their servers
+        are left running: nothing routes to them), and the endpointslice controller empties
+        its slices. The selector is unchanged."""
+        pods = self.service_pods(args)
+        self.record("scale-zero", args, {"pods": [p.name for p in pods]})
+        api = self.lab.api()
+        for pod in pods:
+            # Without a kubelet to confirm, a graceful delete would leave them terminating.
+            api.delete(f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}?gracePeriodSeconds=0")
+        ns, name = split_service(args.service)
+        self.lab.settle(lambda snap: not endpoints_of(snap, ns, name), f"{args.service} without endpoints")
+        return {"service": args.service, "deleted": [p.name for p in pods]}
+
+    def heal_scale_zero(self, args):
+        saved = self.st.data["faults"].get(key("scale-zero", {"service": args.service}))
+        if saved is None:
+            raise LabError(f"no active scale-zero fault on {args.service}")
+        pods = [self.lab.plan.pod(name) for name in saved["pods"]]
+        api = self.lab.api()
+        for pod in pods:
+            api.create(O.pod_object(pod))
+        self.pods_ready(args, pods, True)
+        self.forget("scale-zero", args)
+        return {"service": args.service, "created": saved["pods"]}
+
+    def fault_critical(self, args):
+        """Annotates the Service `hopwatch.io/critical: "true"`."""
+        ns, name = split_service(args.service)
+        self.lab.api().patch(f"/api/v1/namespaces/{ns}/services/{name}",
+                             {"metadata": {"annotations": {"hopwatch.io/critical": "true"}}})
+        self.record("critical", args)
+        return {"service": args.service, "critical": True}
+
+    def heal_critical(self, args):
+        ns, name = split_service(args.service)
+        self.lab.api().patch(f"/api/v1/namespaces/{ns}/services/{name}",
+                             {"metadata": {"annotations": {"hopwatch.io/critical": None}}})
+        self.forget("critical", args)
+        return {"service": args.service, "critical": False}
 
     def fault_flap(self, args):
         pod = self.pod(args)

@@ -41,6 +41,7 @@ TRACE_SA = "hopwatch-trace"
 REQUIRED = [("ip", "iproute2"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
             ("iptables-save", "iptables"), ("nginx", "nginx-light"),
             ("prometheus", "prometheus"), ("promtool", "prometheus"), ("openssl", "openssl"),
+            ("prometheus-alertmanager", "prometheus-alertmanager"),
             ("ipset", "ipset")]
 
 
@@ -427,6 +428,9 @@ class Lab:
         self.st.params["rule_files"] = rules
         self.st.save()
         pod = self.plan.role("prometheus")[0]
+        self.start("alertmanager", pod.netns, prom.alertmanager_argv(self.st, self.plan))
+        am_ready = lambda: http_get(pod.netns, pod.ip, prom.AM_PORT, "/-/ready")[0] == 200
+        self.wait("Alertmanager", am_ready, 30, "alertmanager")
         config = prom.write(self.st, self.plan, rules)
         self.start("prometheus", pod.netns, prom.argv(self.st, self.plan, config))
         ready = lambda: http_get(pod.netns, pod.ip, prom.PORT, "/-/ready")[0] == 200
@@ -436,6 +440,8 @@ class Lab:
         base = int(self.st.params.get("port_base", 0))
         lab = self.plan
         specs = [("prometheus", base, lab.role("prometheus")[0].netns, lab.role("prometheus")[0].ip, prom.PORT),
+                 ("alertmanager", base + 2 if base else 0, lab.role("prometheus")[0].netns,
+                  lab.role("prometheus")[0].ip, prom.AM_PORT),
                  ("api", base + 1 if base else 0, lab.pod("kube-apiserver-node-1").netns, "127.0.0.1", API_PORT)]
         specs += [(a.node_name, base + 10 + a.node if base else 0, a.netns, a.ip, P.AGENT_PORT)
                   for a in lab.role("agent")]

@@ -4,7 +4,11 @@ agents' pods, and the relabelling is the one the Prometheus Operator generates f
 ServiceMonitor: `node` from the pod's node name, `pod`, `job="hopwatch"`, with the target's
 `namespace` and `service` dropped as deploy/servicemonitor.yaml drops them. Alert
 and recording rules are loaded from the given files (by default alerts/*.y*ml of the
-repository) after `promtool check rules` accepts them."""
+repository) after `promtool check rules` accepts them.
+
+A real Alertmanager (Debian's) runs in the same pod with alerts/alertmanager.yaml, the shipped
+inhibitions, and Prometheus sends it every alert: what pages is what it leaves active and not
+inhibited."""
 
 import glob
 import json
@@ -15,6 +19,8 @@ from .netns import LabError, run
 from .state import write_atomic
 
 PORT = 9090
+AM_PORT = 9093
+AM_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "alerts", "alertmanager.yaml")
 
 
 def rule_files(source, scale=1, scaled_dir=None):
@@ -68,7 +74,7 @@ def targets(lab, gone=()):
             for a in lab.role("agent") if a.node_name not in gone]
 
 
-def config(st, rules):
+def config(st, rules, alertmanager):
     relabel = [
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
@@ -84,6 +90,7 @@ def config(st, rules):
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
                    "external_labels": {"cluster": "lab"}},
         "rule_files": rules,
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [{
             "job_name": "hopwatch",
             "file_sd_configs": [{"files": [st.file("prometheus", "agents.json")], "refresh_interval": "5s"}],
@@ -105,7 +112,7 @@ def write(st, lab, rules):
     os.makedirs(os.path.join(d, "data"), exist_ok=True)
     write_targets(st, lab)
     path = os.path.join(d, "prometheus.yml")
-    write_atomic(path, config(st, rules))
+    write_atomic(path, config(st, rules, f"{lab.role('prometheus')[0].ip}:{AM_PORT}"))
     return path
 
 
@@ -114,3 +121,11 @@ def argv(st, lab, config_path):
     return ["prometheus", f"--config.file={config_path}", f"--storage.tsdb.path={st.file('prometheus', 'data')}",
             f"--web.listen-address={ip}:{PORT}", "--web.enable-lifecycle", "--storage.tsdb.retention.time=1d",
             "--log.level=warn"]
+
+
+def alertmanager_argv(st, lab):
+    ip = lab.role("prometheus")[0].ip
+    os.makedirs(st.file("alertmanager"), exist_ok=True)
+    return ["prometheus-alertmanager", f"--config.file={os.path.abspath(AM_CONFIG)}",
+            f"--storage.path={st.file('alertmanager')}", f"--web.listen-address={ip}:{AM_PORT}",
+            "--cluster.listen-address=", "--log.level=warn"]
