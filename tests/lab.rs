@@ -67,6 +67,23 @@ fn delta(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<Strin
         .collect()
 }
 
+/// A Service's readiness series come from one agent, its owner: the node exporting `name` with
+/// `labels`, and the value; an error unless exactly one node exports it.
+fn owned(lab: &Lab, name: &str, labels: &[(&str, &str)]) -> Result<(&'static str, f64), String> {
+    let mut found = Vec::new();
+    for node in NODES {
+        if let Some(v) = lab.try_metrics(node)?.get(name, labels) {
+            found.push((node, v));
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        _ => Err(format!(
+            "{name} {labels:?}: exported by {found:?}, not by one owner"
+        )),
+    }
+}
+
 /// The `broken_hop` of a Service's verdict on one node.
 fn verdict(e: &Expo, namespace: &str, service: &str) -> Option<String> {
     e.all(
@@ -88,12 +105,17 @@ fn verdict_is(lab: &Lab, nodes: &[&str], svc: (&str, &str), hop: &str) -> Result
     Ok(())
 }
 
-/// Ok when every Service's verdict on every node is `none`.
+/// Ok when every Service's verdict on every node is `none`, the canary's too in a lab brought
+/// up with `--canary`.
 fn all_healthy(lab: &Lab) -> Result<(), String> {
     for node in NODES {
         let e = lab.try_metrics(node)?;
         let count = e.all("hopwatch_path_status", &[]).count();
-        if count != SERVICES.len() {
+        let canary = verdict(&e, "hopwatch", "hopwatch-canary");
+        if canary.as_deref().is_some_and(|v| v != "none") {
+            return Err(format!("{node}: the canary is {canary:?}"));
+        }
+        if count != SERVICES.len() + usize::from(canary.is_some()) {
             return Err(format!("{node}: {count} path_status series"));
         }
         for (ns, svc) in SERVICES {

@@ -178,7 +178,7 @@ fn all_present(lab: &Lab, expected: &[Expected]) -> Result<Vec<Value>, String> {
 #[test]
 fn rules_quiet_while_healthy_and_each_fault_raises_its_alert() {
     let started = Instant::now();
-    let lab = Lab::up();
+    let lab = Lab::up_with(&["--canary"]);
     eventually("healthy", WAIT, || all_healthy(&lab));
     // One evaluation of the 30 s endpoints group and thirty of the others.
     std::thread::sleep(Duration::from_secs(35));

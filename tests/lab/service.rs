@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{self, Lab, NODES, eventually};
-use crate::{WAIT, all_healthy, failures, probes, verdict, verdict_is, wait_increase};
+use crate::{WAIT, all_healthy, failures, owned, probes, verdict, verdict_is, wait_increase};
 
 #[test]
 fn healthy_lab_every_verdict_is_none_and_every_probe_succeeds() {
@@ -122,15 +122,10 @@ fn selector_matching_no_pod_shows_as_no_endpoints() {
         "app=payments",
     ]);
     eventually("shop/api reported empty, reason no_endpoints", WAIT, || {
-        for node in NODES {
-            let e = lab.try_metrics(node)?;
-            let empty = e.get(
-                "hopwatch_service_empty_endpoints",
-                &[("service", "api"), ("reason", "no_endpoints")],
-            );
-            if empty != Some(1.0) {
-                return Err(format!("{node}: empty_endpoints {empty:?}"));
-            }
+        let labels = [("service", "api"), ("reason", "no_endpoints")];
+        let (node, empty) = owned(&lab, "hopwatch_service_empty_endpoints", &labels)?;
+        if empty != 1.0 {
+            return Err(format!("{node}: empty_endpoints {empty}"));
         }
         verdict_is(&lab, &NODES, ("shop", "api"), "endpoints")
     });
@@ -149,19 +144,14 @@ fn no_ready_pod_shows_as_none_ready() {
     eventually("healthy", WAIT, || all_healthy(&lab));
     lab.fault(&["none-ready", "--service", "shop/api"]);
     eventually("shop/api reported empty, reason none_ready", WAIT, || {
-        for node in NODES {
-            let e = lab.try_metrics(node)?;
-            let empty = e.get(
-                "hopwatch_service_empty_endpoints",
-                &[("service", "api"), ("reason", "none_ready")],
-            );
-            let not_ready = e.get(
-                "hopwatch_service_endpoints",
-                &[("service", "api"), ("condition", "not_ready")],
-            );
-            if empty != Some(1.0) || not_ready != Some(2.0) {
-                return Err(format!("{node}: empty {empty:?}, not ready {not_ready:?}"));
-            }
+        let labels = [("service", "api"), ("reason", "none_ready")];
+        let (node, empty) = owned(&lab, "hopwatch_service_empty_endpoints", &labels)?;
+        let labels = [("service", "api"), ("condition", "not_ready")];
+        let (same, not_ready) = owned(&lab, "hopwatch_service_endpoints", &labels)?;
+        if empty != 1.0 || not_ready != 2.0 || same != node {
+            return Err(format!(
+                "{node}: empty {empty}; {same}: not ready {not_ready}"
+            ));
         }
         verdict_is(&lab, &NODES, ("shop", "api"), "endpoints")
     });
