@@ -35,19 +35,7 @@ pub fn stores(shape: Shape) -> Stores {
         stores
             .services
             .insert(key.clone(), service(&key, s, shape.ports));
-        let mut endpoints = Vec::with_capacity(shape.endpoints);
-        for _ in 0..shape.endpoints {
-            pod += 1;
-            let node = stores.intern(&node_name(pod as usize % shape.nodes.max(1)));
-            endpoints.push(Endpoint {
-                address: loopback(0x40_0000 + pod),
-                ready: true,
-                serving: true,
-                terminating: false,
-                node: Some(node),
-                pod: Some(format!("{}-{pod}", key.name).into_boxed_str()),
-            });
-        }
+        let endpoints = ready_endpoints(&mut stores, &key, shape.endpoints, &mut pod, shape.nodes);
         stores.apply_slice(SliceInfo {
             key: ObjKey::new(&key.namespace, &format!("{}-abcde", key.name)),
             service: key,
@@ -62,6 +50,31 @@ pub fn stores(shape: Shape) -> Stores {
         });
     }
     stores
+}
+
+/// `count` ready endpoints of the Service `key`, pods numbered on from `pod`, spread over
+/// `nodes` nodes, each with an address of its own from 127.0.0.0/8.
+pub fn ready_endpoints(
+    stores: &mut Stores,
+    key: &ObjKey,
+    count: usize,
+    pod: &mut u32,
+    nodes: usize,
+) -> Vec<Endpoint> {
+    let mut endpoints = Vec::with_capacity(count);
+    for _ in 0..count {
+        *pod += 1;
+        let node = stores.intern(&node_name(*pod as usize % nodes.max(1)));
+        endpoints.push(Endpoint {
+            address: loopback(0x40_0000 + *pod),
+            ready: true,
+            serving: true,
+            terminating: false,
+            node: Some(node),
+            pod: Some(format!("{}-{pod}", key.name).into_boxed_str()),
+        });
+    }
+    endpoints
 }
 
 pub fn service(key: &ObjKey, index: usize, ports: usize) -> ServiceInfo {

@@ -13,7 +13,7 @@ use hopwatch::agent;
 use hopwatch::cluster;
 use hopwatch::config::{Config, KubernetesConfig};
 use hopwatch::discovery::ingress::{BackendPort, IngressInfo, IngressPath};
-use hopwatch::discovery::model::{Endpoint, ObjKey, ServicePort, SliceInfo, SlicePort, TargetPort};
+use hopwatch::discovery::model::{ObjKey, ServicePort, SliceInfo, SlicePort, TargetPort};
 use hopwatch::discovery::store::Stores;
 use hopwatch::discovery::targets::derive;
 use hopwatch::metrics::Metrics;
@@ -432,19 +432,7 @@ pub fn stores(fleet: Fleet, nodes: usize) -> Stores {
             })
             .collect();
         stores.services.insert(key.clone(), svc);
-        let mut endpoints = Vec::with_capacity(count);
-        for _ in 0..count {
-            pod += 1;
-            let node = stores.intern(&common::node_name(pod as usize % nodes.max(1)));
-            endpoints.push(Endpoint {
-                address: common::loopback(0x40_0000 + pod),
-                ready: true,
-                serving: true,
-                terminating: false,
-                node: Some(node),
-                pod: Some(format!("{}-{pod}", key.name).into_boxed_str()),
-            });
-        }
+        let endpoints = common::ready_endpoints(&mut stores, &key, count, &mut pod, nodes);
         stores.apply_slice(SliceInfo {
             key: ObjKey::new(&key.namespace, &format!("{}-abcde", key.name)),
             service: key,
