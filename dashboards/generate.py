@@ -165,6 +165,16 @@ def error_thresholds():
     ]}
 
 
+def bars(title: str, description: str, expr: str, legend: str, unfilled: bool = True):
+    """A horizontal bar gauge of the instant values of `expr`, one bar per `legend`."""
+    options = {"displayMode": "basic", "orientation": "horizontal",
+               "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+    if unfilled:
+        options["showUnfilled"] = True
+    return panel("bargauge", title, description, [target(expr, legend, instant=True)],
+                 options=options)
+
+
 def stat(title, description, expr, unit="", thresholds=None, decimals=None):
     defaults = {}
     if thresholds:
@@ -281,13 +291,9 @@ def request_path():
                  "least one selected node.",
                  f'count(count by (namespace, service) (hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1)) or vector(0)',
                  thresholds=red_from_one()), 4, 8)
-    lay.add(panel("bargauge", "Verdicts by broken hop", "How many (node, Service) pairs have "
-                  "each verdict.",
-                  [target(f'count by (broken_hop) (hopwatch_path_status{{{SERVICE}}} == 1)',
-                          "{{broken_hop}}", instant=True)],
-                  options={"displayMode": "basic", "orientation": "horizontal",
-                           "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                           "showUnfilled": True}), 6, 8)
+    lay.add(bars("Verdicts by broken hop", "How many (node, Service) pairs have each verdict.",
+                 f'count by (broken_hop) (hopwatch_path_status{{{SERVICE}}} == 1)',
+                 "{{broken_hop}}"), 6, 8)
     lay.add(table("Broken paths", "Every (node, Service) whose verdict is not `none`: the first "
                   "hop on the request path that fails from that node. See docs/RUNBOOK.md.",
                   [target(f'hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1',
@@ -372,15 +378,10 @@ def canary(lay: Layout):
                        "broken hop.",
                        [target(f'count by (broken_hop) (hopwatch_canary_path_status{{{broken}}} == 1)',
                                "{{broken_hop}}")], "short"), 12, 8)
-    lay.add(panel("bargauge", "Broken paths by cause", "(node, Service) pairs whose verdict is "
-                  "not `none`, by cause: infrastructure when the canary's path on that node "
-                  "breaks at the same or an earlier hop, application when not, unknown without "
-                  "a probed canary.",
-                  [target(f'count by (cause) (hopwatch_path_cause{{{SERVICE}}} == 1)',
-                          "{{cause}}", instant=True)],
-                  options={"displayMode": "basic", "orientation": "horizontal",
-                           "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                           "showUnfilled": True}), 6, 8)
+    lay.add(bars("Broken paths by cause", "(node, Service) pairs whose verdict is not `none`, "
+                 "by cause: infrastructure when the canary's path on that node breaks at the "
+                 "same or an earlier hop, application when not, unknown without a probed canary.",
+                 f'count by (cause) (hopwatch_path_cause{{{SERVICE}}} == 1)', "{{cause}}"), 6, 8)
     lay.add(timeseries("Broken paths by cause", "(node, Service) pairs whose verdict is not "
                        "`none`, by cause, over time.",
                        [target(f'count by (cause) (hopwatch_path_cause{{{SERVICE}}} == 1)',
@@ -611,12 +612,8 @@ def agent():
                   [target(f'count by (version) (hopwatch_build_info{{{AGENT}}})', instant=True, table=True)],
                   transformations=[{"id": "organize", "options": {
                       "excludeByName": {"Time": True}, "renameByName": {"Value": "agents"}}}]), 6, 5)
-    lay.add(panel("bargauge", "Targets per hop", "Targets being probed, per hop (the most any "
-                  "agent has).",
-                  [target(f'max by (hop) (hopwatch_targets{{{AGENT}}})', "{{hop}}", instant=True)],
-                  options={"displayMode": "basic", "orientation": "horizontal",
-                           "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
-            10, 5)
+    lay.add(bars("Targets per hop", "Targets being probed, per hop (the most any agent has).",
+                 f'max by (hop) (hopwatch_targets{{{AGENT}}})', "{{hop}}", unfilled=False), 10, 5)
     lay.row("Probe scheduling")
     lay.add(timeseries("Schedule lag p99 by node", "How late probes start once a concurrency "
                        "slot is free. Above 1 s the HopwatchScheduleLagHigh alert fires: "
