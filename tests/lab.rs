@@ -29,6 +29,8 @@ mod discovery;
 mod dns;
 #[path = "lab/edge.rs"]
 mod edge;
+#[path = "lab/fleet.rs"]
+mod fleet;
 #[path = "lab/lifecycle.rs"]
 mod lifecycle;
 #[path = "lab/netpol.rs"]

@@ -30,6 +30,8 @@ from .state import PREFIX, alive, reap, stop_procs, write_atomic
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DEPLOY = os.path.join(REPO, "deploy")
+# `up --sharded`: every (node, Service port) pair is connected to once in this period.
+SWEEP_SECONDS = 6
 # The agents' identity: deploy/'s ServiceAccount, bound by deploy/'s ClusterRole.
 AGENT_SA = ("hopwatch", "hopwatch")
 # The kinds of deploy/ the lab applies: the agents' identity and its permissions.
@@ -66,6 +68,7 @@ class Lab:
         self.plan = P.make(p["domain"], p["nodes"]) if p.get("domain") else None
         # `lab up --canary`: the agents answer the canary, and its Service selects them.
         self.canary = bool(p.get("canary"))
+        self.sharded = bool(p.get("sharded"))
         self.pki = Pki(st.file("pki"))
         self.children = {}  # processes this invocation started: their exit codes can be read
         self.cp = ControlPlane(self) if self.plan else None
@@ -370,16 +373,18 @@ class Lab:
             "kubernetes:",
             f"  kubeconfig: {q(kubeconfig)}",
             f"  cluster_domain: {self.plan.domain}",
-            f"  pod_probe_nodes: {min(2, self.plan.nodes)}",
+            f"  pod_probe_nodes: {1 if self.sharded else min(2, self.plan.nodes)}",
             "  connect:",
             "    interval_seconds: 1",
             "    timeout_seconds: 0.8",
+            *(["    service_probe_nodes: 1", f"    sweep_seconds: {SWEEP_SECONDS}"] if self.sharded else []),
             "  dns:",
             "    names: [kubernetes.default]",
             "    interval_seconds: 2",
             "    timeout_seconds: 1.5",
             f"    resolv_conf: {q(resolv)}",
             "  ingress:",
+            *(["    probe_nodes: 1"] if self.sharded else []),
             f"    ca_file: {q(ca)}",
             "    interval_seconds: 2",
             "    timeout_seconds: 1.5",
