@@ -197,12 +197,22 @@ def table(title, description, targets, transformations=None, overrides=None, def
                  transformations=transformations or [])
 
 
-def labels_table(title, description, expr):
+# Labels a scrape adds to every series, left out of the tables of label sets.
+SCRAPE_LABELS = ("__name__", "job", "instance", "pod", "container", "endpoint")
+
+
+def labels_table(title, description, expr, columns=None, rename=None):
     """A table of the label sets an instant query returns, without time or value: which
-    Services, policies or nodes are in a state, not how much."""
+    Services, policies or nodes are in a state, not how much. With `columns`, in that order,
+    without the scrape's own labels, and with the labels in `rename` renamed."""
+    options = {"excludeByName": {"Time": True, "Value": True}}
+    if columns:
+        options["excludeByName"].update({label: True for label in SCRAPE_LABELS})
+        options["indexByName"] = {label: i for i, label in enumerate(columns)}
+    if rename:
+        options["renameByName"] = rename
     return table(title, description, [target(expr, instant=True, table=True)],
-                 transformations=[{"id": "organize", "options": {
-                     "excludeByName": {"Time": True, "Value": True}}}])
+                 transformations=[{"id": "organize", "options": options}])
 
 
 def variables():
@@ -294,17 +304,12 @@ def request_path():
     lay.add(bars("Verdicts by broken hop", "How many (node, Service) pairs have each verdict.",
                  f'count by (broken_hop) (hopwatch_path_status{{{SERVICE}}} == 1)',
                  "{{broken_hop}}"), 6, 8)
-    lay.add(table("Broken paths", "Every (node, Service) whose verdict is not `none`: the first "
-                  "hop on the request path that fails from that node. See docs/RUNBOOK.md.",
-                  [target(f'hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1',
-                          instant=True, table=True)],
-                  transformations=[{"id": "organize", "options": {
-                      "excludeByName": {"Time": True, "Value": True, "__name__": True,
-                                        "job": True, "instance": True, "pod": True,
-                                        "container": True, "endpoint": True},
-                      "indexByName": {"cluster": 0, "namespace": 1, "service": 2,
-                                      "broken_hop": 3, "node": 4},
-                      "renameByName": {"broken_hop": "first broken hop"}}}]), 14, 8)
+    lay.add(labels_table("Broken paths", "Every (node, Service) whose verdict is not `none`: the "
+                         "first hop on the request path that fails from that node. See "
+                         "docs/RUNBOOK.md.",
+                         f'hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1',
+                         ["cluster", "namespace", "service", "broken_hop", "node"],
+                         {"broken_hop": "first broken hop"}), 14, 8)
     canary(lay)
     lay.row("Over time")
     lay.add(timeseries("Success ratio by hop", "Per hop, all selected targets and nodes.",
@@ -365,15 +370,11 @@ def canary(lay: Layout):
                  "behind it) is broken: the infrastructure fails there.",
                  f'count(max by (node) (hopwatch_canary_path_status{{{broken}}} == 1)) or vector(0)',
                  thresholds=red_from_one()), 4, 8)
-    lay.add(table("Canary path per node", "The canary Service's first broken hop from each node "
+    lay.add(labels_table("Canary path per node", "The canary Service's first broken hop from each node "
                   "(none when it works; unknown while the agent does not probe it).",
-                  [target(f'hopwatch_canary_path_status{{{AGENT}}} == 1', instant=True, table=True)],
-                  transformations=[{"id": "organize", "options": {
-                      "excludeByName": {"Time": True, "Value": True, "__name__": True,
-                                        "job": True, "instance": True, "pod": True,
-                                        "container": True, "endpoint": True},
-                      "indexByName": {"cluster": 0, "node": 1, "broken_hop": 2},
-                      "renameByName": {"broken_hop": "canary's first broken hop"}}}]), 8, 8)
+                         f'hopwatch_canary_path_status{{{AGENT}}} == 1',
+                         ["cluster", "node", "broken_hop"],
+                         {"broken_hop": "canary's first broken hop"}), 8, 8)
     lay.add(timeseries("Canary broken, by hop", "Nodes whose canary path is broken, by its first "
                        "broken hop.",
                        [target(f'count by (broken_hop) (hopwatch_canary_path_status{{{broken}}} == 1)',
@@ -386,19 +387,14 @@ def canary(lay: Layout):
                        "`none`, by cause, over time.",
                        [target(f'count by (cause) (hopwatch_path_cause{{{SERVICE}}} == 1)',
                                "{{cause}}")], "short"), 8, 8)
-    lay.add(table("Broken Services and their cause", "Every (node, Service) whose verdict is "
-                  "not `none`, with its first broken hop and cause. See docs/METRICS.md.",
-                  [target(f'(hopwatch_path_cause{{{SERVICE}}} == 1)\n'
-                          f'* on (cluster, node, namespace, service) group_left (broken_hop)\n'
-                          f'(hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1)',
-                          instant=True, table=True)],
-                  transformations=[{"id": "organize", "options": {
-                      "excludeByName": {"Time": True, "Value": True, "__name__": True,
-                                        "job": True, "instance": True, "pod": True,
-                                        "container": True, "endpoint": True},
-                      "indexByName": {"cluster": 0, "namespace": 1, "service": 2,
-                                      "cause": 3, "broken_hop": 4, "node": 5},
-                      "renameByName": {"broken_hop": "first broken hop"}}}]), 10, 8)
+    lay.add(labels_table("Broken Services and their cause", "Every (node, Service) whose "
+                         "verdict is not `none`, with its first broken hop and cause. See "
+                         "docs/METRICS.md.",
+                         f'(hopwatch_path_cause{{{SERVICE}}} == 1)\n'
+                         f'* on (cluster, node, namespace, service) group_left (broken_hop)\n'
+                         f'(hopwatch_path_status{{{SERVICE}, broken_hop!="none"}} == 1)',
+                         ["cluster", "namespace", "service", "cause", "broken_hop", "node"],
+                         {"broken_hop": "first broken hop"}), 10, 8)
 
 
 # 2. DNS ----------------------------------------------------------------------------------
