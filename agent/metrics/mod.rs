@@ -1259,6 +1259,9 @@ hopwatch_kube_watch_restarts_total{resource="services"} 0
 # HELP hopwatch_probes_total Probe attempts by hop, target and result (success or the failure reason).
 # TYPE hopwatch_probes_total counter
 hopwatch_probes_total{hop="dns",result="success",target="web"} 1
+# HELP hopwatch_runtime_alive_tasks Tasks alive in the agent's async runtime.
+# TYPE hopwatch_runtime_alive_tasks gauge
+hopwatch_runtime_alive_tasks 0
 # HELP hopwatch_schedule_lag_seconds Actual start of probes, once a concurrency slot is free, minus planned start.
 # TYPE hopwatch_schedule_lag_seconds histogram
 hopwatch_schedule_lag_seconds_bucket{le="0.0001"} 0

@@ -1,6 +1,7 @@
 //! The agent's own footprint, read from `/proc/self` at each scrape: the standard `process_*`
 //! series every Prometheus client exports, for the agent-health dashboard and for checking
-//! the requests and limits of the DaemonSet.
+//! the requests and limits of the DaemonSet. Next to them, the tasks alive in the agent's
+//! async runtime: a leak of tasks (a watch or a probe that never ends) shows there first.
 
 use std::sync::Mutex;
 
@@ -19,6 +20,7 @@ pub struct ProcessCollector {
     vsize: Gauge,
     fds: Gauge,
     threads: Gauge,
+    tasks: Gauge,
     start: Gauge,
     /// CPU seconds already added to `cpu`.
     counted: Mutex<f64>,
@@ -60,6 +62,13 @@ impl ProcessCollector {
             fds: metric(gauge("process_open_fds", "Open file descriptors.")?, &mut d),
             threads: metric(
                 gauge("process_threads", "OS threads of the process.")?,
+                &mut d,
+            ),
+            tasks: metric(
+                gauge(
+                    "hopwatch_runtime_alive_tasks",
+                    "Tasks alive in the agent's async runtime.",
+                )?,
                 &mut d,
             ),
             start: metric(
@@ -104,6 +113,10 @@ impl ProcessCollector {
         if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
             self.fds.set(entries.count() as f64);
         }
+        // Collected on the runtime when served; from elsewhere (a test) there is none to count.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.tasks.set(runtime.metrics().num_alive_tasks() as f64);
+        }
     }
 }
 
@@ -120,6 +133,7 @@ impl Collector for ProcessCollector {
             self.vsize.collect(),
             self.fds.collect(),
             self.threads.collect(),
+            self.tasks.collect(),
             self.start.collect(),
         ]
         .into_iter()
