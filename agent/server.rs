@@ -1,4 +1,9 @@
 //! The HTTP server: `/metrics`, `/healthz` and `/readyz`, over HTTP/1.1.
+//!
+//! However many scrapers there are, the exposition is rendered once at a time, off the
+//! runtime's thread, and a render finished less than [`REUSE`] ago is served again: the probes
+//! keep their schedule under a crowd of scrapers (tests/metrics_load.rs), and the CPU a crowd
+//! can take is bounded by one render per [`REUSE`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -6,7 +11,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -23,6 +28,9 @@ use crate::metrics::{self, Metrics};
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a rendered exposition is served again to the scrapes that follow it.
+pub const REUSE: Duration = Duration::from_millis(100);
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +83,31 @@ impl Readiness {
 struct State {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    /// The last exposition rendered, and when. Held across a render: the scrapes that arrive
+    /// meanwhile wait for it instead of rendering their own.
+    rendered: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+}
+
+impl State {
+    /// The exposition, rendered on a blocking thread unless the last one is recent enough.
+    async fn exposition(&self) -> Option<Bytes> {
+        let mut last = self.rendered.lock().await;
+        if let Some((at, body)) = &*last
+            && at.elapsed() < REUSE
+        {
+            return Some(body.clone());
+        }
+        let metrics = Arc::clone(&self.metrics);
+        let body = match tokio::task::spawn_blocking(move || metrics.encode()).await {
+            Ok(text) => Bytes::from(text),
+            Err(err) => {
+                tracing::error!("rendering the exposition failed: {err}");
+                return None;
+            }
+        };
+        *last = Some((Instant::now(), body.clone()));
+        Some(body)
+    }
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -97,7 +130,11 @@ impl Server {
         };
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
-        let state = Arc::new(State { metrics, readiness });
+        let state = Arc::new(State {
+            metrics,
+            readiness,
+            rendered: tokio::sync::Mutex::new(None),
+        });
         Ok(Server {
             listener,
             local_addr,
@@ -146,8 +183,11 @@ fn reason(err: &io::Error) -> String {
 
 async fn serve_connection(stream: TcpStream, state: Arc<State>) {
     let service = service_fn(move |request: Request<Incoming>| {
-        let response = respond(&state, request.method(), request.uri().path());
-        async move { Ok::<_, Infallible>(response) }
+        let state = Arc::clone(&state);
+        async move {
+            let response = respond(&state, request.method(), request.uri().path()).await;
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -159,7 +199,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<State>) {
 }
 
 /// The response to `method path`. Pure apart from reading metrics and readiness.
-fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+async fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
     let known = matches!(path, "/metrics" | "/healthz" | "/readyz");
     if !known {
         return text(StatusCode::NOT_FOUND, "not found\n".to_string());
@@ -176,7 +216,13 @@ fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> 
     }
     match path {
         "/metrics" => {
-            let mut response = text(StatusCode::OK, state.metrics.encode());
+            let Some(body) = state.exposition().await else {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "rendering failed\n".into(),
+                );
+            };
+            let mut response = Response::new(Full::new(body));
             let content_type = HeaderValue::from_static(metrics::CONTENT_TYPE);
             response.headers_mut().insert(CONTENT_TYPE, content_type);
             response
