@@ -39,6 +39,8 @@ mod netpol;
 mod rbac;
 #[path = "lab/service.rs"]
 mod service;
+#[path = "lab/soak.rs"]
+mod soak;
 #[path = "lab/trace.rs"]
 mod trace;
 

@@ -103,8 +103,14 @@ pub fn lab_ok(args: &[&str]) -> String {
     stdout
 }
 
-/// Takes `lab up` arguments for a suite lab: the binary cargo built, loopback ports picked
-/// at random, the repository's alert rules.
+/// The agent the lab runs: `HOPWATCH_LAB_BINARY`, by default the binary cargo built (a long
+/// run such as the soak can take a copy, and leave cargo free to rebuild meanwhile).
+pub fn agent_binary() -> String {
+    std::env::var("HOPWATCH_LAB_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hopwatch").into())
+}
+
+/// Takes `lab up` arguments for a suite lab: [`agent_binary`], loopback ports picked at
+/// random, the repository's alert rules.
 pub fn up_args() -> Vec<String> {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
     vec![
@@ -114,7 +120,7 @@ pub fn up_args() -> Vec<String> {
         "--nodes".into(),
         NODES.len().to_string(),
         "--binary".into(),
-        env!("CARGO_BIN_EXE_hopwatch").into(),
+        agent_binary(),
         "--port-base".into(),
         "0".into(),
         "--rules".into(),
