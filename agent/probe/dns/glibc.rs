@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};
 
+use super::accept::{self, Discard, Glibc};
 use super::message::{self, Outgoing, Reply};
 use super::plan::StepResult;
 use super::walk::{Ctx, Datagram, Step, Stream, Wire, classify, failed_tries, is_server_error};
@@ -123,6 +124,8 @@ async fn udp_try<W: Wire>(
             End::Truncated => return Try::Truncated,
             End::PortClosed => return Try::PortClosed,
             End::Answered => return Try::Replies(replies.into_iter().flatten().collect()),
+            // `close_and_return_error`: this server is done for this attempt, replies and all.
+            End::Undersized => return Try::NoReply,
             End::Waited => {}
         }
         if ctx.expired || replies.iter().all(Option::is_none) {
@@ -151,6 +154,8 @@ enum End {
     Truncated,
     PortClosed,
     Waited,
+    /// A datagram too short for a DNS header: glibc closes the socket and moves on.
+    Undersized,
 }
 
 /// Sends every query at once on one socket and waits for all replies.
@@ -269,8 +274,9 @@ async fn sequential_pair<W: Wire>(
     End::Answered
 }
 
-/// Waits until every query has its reply, a reply is truncated, the port is found closed, or
-/// `until`. Replies are matched by ID and question, as `res_queriesmatch` does.
+/// Waits until every query has its reply, a reply is truncated, the port is found closed, a
+/// datagram too short for a header ends the try, or `until`. Which datagrams are replies is
+/// glibc's rule ([`accept::glibc`]); the others are counted and the wait goes on.
 async fn receive<D: Datagram, W: Wire>(
     ctx: &mut Ctx<'_, W>,
     socket: &D,
@@ -291,15 +297,11 @@ async fn receive<D: Datagram, W: Wire>(
             Ok(Err(_)) => continue,
             Ok(Ok((bytes, _))) => bytes,
         };
-        let Some(reply) = message::parse(&bytes) else {
-            continue;
+        let (i, reply) = match take(ctx, &bytes, server, queries, replies) {
+            Glibc::Reply(i, reply) => (i, reply),
+            Glibc::Dropped(_) => continue,
+            Glibc::EndTry => return End::Undersized,
         };
-        let Some(i) = queries.iter().position(|q| reply.matches(q, true)) else {
-            continue;
-        };
-        if replies[i].is_some() || ctx.log.answered(&reply, server, Transport::Udp).is_none() {
-            continue;
-        }
         let truncated = reply.truncated;
         replies[i] = Some(reply);
         if truncated {
@@ -308,6 +310,30 @@ async fn receive<D: Datagram, W: Wire>(
         }
     }
     End::Answered
+}
+
+/// What glibc makes of one datagram read on the pair's socket; what it drops, or what ends
+/// the try, is counted. A reply is recorded in the log.
+fn take<W: Wire>(
+    ctx: &mut Ctx<'_, W>,
+    bytes: &[u8],
+    server: SocketAddr,
+    queries: &[Outgoing],
+    replies: &[Option<Reply>],
+) -> Glibc {
+    let waiting: Vec<bool> = replies.iter().map(Option::is_none).collect();
+    let taken = match accept::glibc(bytes, queries, &waiting) {
+        Glibc::Reply(_, reply) if ctx.log.answered(&reply, server, Transport::Udp).is_none() => {
+            Glibc::Dropped(Discard::IdMismatch)
+        }
+        taken => taken,
+    };
+    match &taken {
+        Glibc::Dropped(reason) => ctx.log.discard(*reason),
+        Glibc::EndTry => ctx.log.discard(Discard::Malformed),
+        Glibc::Reply(..) => {}
+    }
+    taken
 }
 
 /// After a truncated reply glibc goes to TCP at once. Replies to the pair's other query that
@@ -326,14 +352,10 @@ async fn linger<D: Datagram, W: Wire>(
         let Ok(Ok((bytes, _))) = timeout_at(grace, socket.recv_from()).await else {
             return;
         };
-        let Some(reply) = message::parse(&bytes) else {
-            continue;
-        };
-        if let Some(i) = queries.iter().position(|q| reply.matches(q, true))
-            && replies[i].is_none()
-            && ctx.log.answered(&reply, server, Transport::Udp).is_some()
-        {
-            replies[i] = Some(reply);
+        match take(ctx, &bytes, server, queries, replies) {
+            Glibc::Reply(i, reply) => replies[i] = Some(reply),
+            Glibc::Dropped(_) => {}
+            Glibc::EndTry => return,
         }
     }
 }
@@ -396,7 +418,7 @@ pub(super) async fn read_reply<S: Stream>(
 ) -> Option<Reply> {
     loop {
         let bytes = timeout_at(until, conn.recv()).await.ok()?.ok()?;
-        if let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query, true)) {
+        if let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query)) {
             return Some(reply);
         }
     }

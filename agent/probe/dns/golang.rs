@@ -4,11 +4,13 @@
 //! uses a new connected UDP socket with EDNS0 (1232 bytes). `tryOneName` goes over
 //! `attempts` × nameservers: NXDOMAIN and NODATA end it, SERVFAIL and other rcodes, lame
 //! referrals and errors move to the next server. A truncated reply is asked again over TCP.
+//! Every query has its own random ID and its own socket, on a port the kernel picks.
 
 use std::net::SocketAddr;
 
 use tokio::time::{Instant, timeout_at};
 
+use super::accept;
 use super::message::{self, Outgoing, Reply};
 use super::plan::StepResult;
 use super::walk::{Ctx, Datagram, Log, Step, Stream, Wire};
@@ -169,13 +171,14 @@ async fn over_udp<W: Wire>(
                 return Err(Failure::PortClosed);
             }
             Ok(Err(_)) => continue,
-            Ok(Ok((bytes, _))) => {
-                let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query, true)) else {
-                    continue;
-                };
-                log.answered(&reply, server, Transport::Udp);
-                return Ok(reply);
-            }
+            // Go ignores what is not the reply and reads on (golang.org/issue/13281).
+            Ok(Ok((bytes, _))) => match accept::go(&bytes, query) {
+                Ok(reply) => {
+                    log.answered(&reply, server, Transport::Udp);
+                    return Ok(reply);
+                }
+                Err(reason) => log.discard(reason),
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 //! hickory-resolver is not used: it cannot reproduce a pod's walk (its search semantics are
 //! Go-like, it caches and chases CNAMEs) and it reports no per-query rcode or timing.
 
+mod accept;
 mod glibc;
 mod golang;
 mod linger;
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 use super::Failure;
 
+pub use accept::{Discard, Discards};
 pub use resolv::{ResolvConf, ServerOffset};
 
 /// Which stub resolver is emulated.
@@ -279,6 +281,9 @@ pub struct LookupReport {
     pub addresses: Vec<IpAddr>,
     pub duration: Duration,
     pub queries: Vec<QueryRecord>,
+    /// Datagrams the lookup's sockets read and dropped, as the emulated resolver drops them:
+    /// wrong ID, wrong question, wrong source, malformed.
+    pub discarded: Discards,
 }
 
 impl LookupReport {

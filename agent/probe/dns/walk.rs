@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::time::Instant;
 
+use super::accept::{Discard, Discards};
 use super::message::{Outgoing, Reply};
 use super::plan::{self, Next, Origin, StepResult};
 use super::{
@@ -55,6 +56,7 @@ pub trait Stream {
 pub(super) struct Log {
     queries: Vec<QueryRecord>,
     pending: Vec<Pending>,
+    discarded: Discards,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +71,13 @@ impl Log {
         Log {
             queries: Vec::new(),
             pending: Vec::new(),
+            discarded: Discards::default(),
         }
+    }
+
+    /// Counts a datagram read and dropped, as the emulated resolver drops it.
+    pub(super) fn discard(&mut self, reason: Discard) {
+        self.discarded.add(reason);
     }
 
     /// Appends the queries of another log, keeping the whole log in the order sent.
@@ -79,6 +87,7 @@ impl Log {
         all.extend(other.queries.into_iter().zip(other.pending));
         all.sort_by_key(|(_, p)| p.sent);
         (self.queries, self.pending) = all.into_iter().unzip();
+        self.discarded.merge(other.discarded);
     }
 
     /// Records a query as sent; it counts as TIMEOUT until a reply is attributed to it.
@@ -288,6 +297,7 @@ async fn run<W: Wire>(
         addresses,
         duration,
         queries: ctx.log.queries,
+        discarded: ctx.log.discarded,
     }
 }
 
