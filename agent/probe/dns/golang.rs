@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use tokio::time::{Instant, timeout_at};
 
 use super::accept;
+use super::log::Log;
 use super::message::{self, Outgoing, Reply};
 use super::plan::StepResult;
-use super::walk::{Ctx, Datagram, Log, Step, Stream, Wire};
+use super::walk::{Ctx, Datagram, Step, Stream, Wire};
 use super::{Qtype, QueryStatus, ResolvConf, Transport};
 
 /// Go always advertises this EDNS0 payload size.

@@ -3,6 +3,8 @@
 //! - [`resolv`]: resolv.conf parsed as glibc, musl and Go read it (pure).
 //! - [`plan`]: the search-list candidates and when the walk stops, per flavor (pure).
 //! - [`walk`]: sends and times every wire query of a lookup through a [`walk::Wire`].
+//! - `accept`: which datagrams each resolver takes as a reply, and why it drops the rest
+//!   (pure), counted in [`LookupReport::discarded`].
 //! - [`wire`]: the real UDP and TCP wire on tokio sockets.
 //!
 //! hickory-resolver is not used: it cannot reproduce a pod's walk (its search semantics are
@@ -12,8 +14,10 @@ mod accept;
 mod glibc;
 mod golang;
 mod linger;
+mod log;
 mod message;
 mod musl;
+mod pair;
 pub mod plan;
 pub mod resolv;
 #[cfg(test)]
