@@ -21,9 +21,9 @@
 //! | unknown opcode, right ID and Q  | taken                   | taken                    | taken                   |
 //!
 //! glibc and Go connect their sockets, so the kernel drops datagrams from any other address
-//! or port before the resolver reads: glibc's old `res_ourserver_p` check is gone from
-//! `send_dg` for that reason. musl's socket is unconnected and musl compares the sender with
-//! its nameservers itself.
+//! or port before the resolver reads (glibc's current `send_dg` no longer calls its old
+//! `res_ourserver_p` check; the connected socket makes it moot). musl's socket is unconnected
+//! and musl compares the sender with its nameservers itself.
 
 use std::net::SocketAddr;
 
@@ -295,6 +295,18 @@ mod tests {
         assert!(matches!(glibc(&echo, &q, &[true]), Glibc::Reply(0, r) if r.is_lame()));
         assert_eq!(go(&echo, &q[0]), Err(Discard::Malformed));
         assert!(musl(&echo, from, &[from], &q).is_ok());
+    }
+
+    #[test]
+    fn no_resolver_looks_at_the_opcode() {
+        let q = [query(7, Qtype::A)];
+        let from = SERVER.into();
+        let mut msg = Message::from_vec(&ok(7)).unwrap();
+        msg.metadata.op_code = OpCode::Status;
+        let status = msg.to_vec().unwrap();
+        assert!(matches!(glibc(&status, &q, &[true]), Glibc::Reply(0, _)));
+        assert!(go(&status, &q[0]).is_ok());
+        assert!(musl(&status, from, &[from], &q).is_ok());
     }
 
     #[test]
