@@ -188,9 +188,11 @@ fn send_spoof(
             return true;
         }
         Spoof::Stale => {
-            let Some(old) = earlier.iter().rev().find(|e| {
-                e.qtype == now.qtype && e.qname != now.qname && e.id.abs_diff(now.id) > 1
-            }) else {
+            let Some(old) = earlier
+                .iter()
+                .rev()
+                .find(|e| e.qtype == now.qtype && e.qname != now.qname && !near(e.id, now.id))
+            else {
                 return false;
             };
             reply(old.id, &old.qname, old.qtype, Some(4))
@@ -200,6 +202,12 @@ fn send_spoof(
     };
     let _ = socket.send_to(&bytes, to);
     true
+}
+
+/// Whether `a` could be the ID of a query waiting next to `b` on its socket: glibc and musl
+/// number a step's queries from one random ID.
+fn near(a: u16, b: u16) -> bool {
+    matches!(a.wrapping_sub(b), 0 | 1 | u16::MAX)
 }
 
 /// The true reply: NXDOMAIN in the search domain, the address as-is.
@@ -338,22 +346,18 @@ async fn glibc_and_go_take_only_the_true_reply_and_count_every_spoof() {
         assert_eq!(report.result, Ok(()), "{flavor}: {report:#?}");
         assert_eq!(addresses(&report), [TRUE_V4, TRUE_V6], "{flavor}");
         assert_eq!(seen.len(), 4, "{flavor}: two steps of A and AAAA");
-        let stale = seen
-            .iter()
-            .filter(|s| s.sent.contains(&Spoof::Stale))
-            .count();
-        assert_eq!(
-            stale, 2,
-            "{flavor}: step 2's queries got a reply to step 1's"
-        );
+        // Step 2's queries got a reply to step 1's, unless its ID was too near theirs.
+        let stale = seen.iter().filter(|s| s.sent.contains(&Spoof::Stale));
+        let stale = stale.count() as u64;
+        assert!(stale >= 1, "{flavor}: {seen:?}");
         assert_eq!(
             counted(&report),
             dropped_reading_all(flavor, &seen),
             "{flavor}"
         );
-        // Per query: a wrong ID, another question, garbage and the flood; two stale replies.
+        // Per query: a wrong ID, another question, garbage and the flood; and the stale ones.
         // The other port's reply never reaches a connected socket.
-        let total = 4 * (3 + FLOOD as u64) + 2;
+        let total = 4 * (3 + FLOOD as u64) + stale;
         assert_eq!(report.discarded.total(), total, "{flavor}");
         assert_eq!(report.discarded.get(Discard::WrongSource), 0, "{flavor}");
     }
