@@ -580,6 +580,7 @@ mod tests {
                 query("web.", Qtype::A, QueryStatus::NoError, 1),
                 query("web.", Qtype::Aaaa, QueryStatus::NoError, 0),
             ],
+            discarded: hopwatch::probe::dns::Discards::default(),
         }
     }
 

@@ -50,6 +50,7 @@ enum Family {
     DnsLookups,
     DnsQueries,
     DnsSendErrors,
+    DnsDiscardedReplies,
     DnsLookupDuration,
     DnsQueriesPerLookup,
     DnsNxdomainPerLookup,
@@ -71,6 +72,7 @@ pub struct Metrics {
     dns_lookups: IntCounterVec,
     dns_queries: IntCounterVec,
     dns_send_errors: IntCounterVec,
+    dns_discarded_replies: IntCounterVec,
     dns_lookup_duration: HistogramVec,
     dns_queries_per_lookup: IntGaugeVec,
     dns_nxdomain_per_lookup: IntGaugeVec,
@@ -147,6 +149,11 @@ impl Metrics {
                 "hopwatch_dns_send_errors_total",
                 "DNS queries the emulated resolver tried to send but that never reached the wire (rcode SEND_ERROR).",
                 &["target", "namespace", "server", "mode", "qtype", "transport"],
+            ),
+            dns_discarded_replies: r.counters(
+                "hopwatch_dns_discarded_replies_total",
+                "Datagrams a DNS lookup's sockets read and dropped as its emulated resolver drops them, by reason.",
+                &["target", "namespace", "server", "reason"],
             ),
             dns_lookup_duration: r.histograms(
                 "hopwatch_dns_lookup_duration_seconds",
@@ -391,6 +398,12 @@ impl Metrics {
         for query in &report.queries {
             self.record_query(series, [target, namespace, server, mode], query);
         }
+        for (reason, n) in report.discarded.iter() {
+            let labels = [target, namespace, server, reason.as_str()];
+            self.dns_discarded_replies
+                .with_label_values(series.note(Family::DnsDiscardedReplies, &labels))
+                .inc_by(n);
+        }
         let labels = [target, namespace, server, mode];
         // The FQDN lookup is the baseline the amplification is counted against; only the
         // lookup as written, the one applications wait for, is timed.
@@ -493,6 +506,7 @@ impl Metrics {
             Family::DnsLookups => self.dns_lookups.remove_label_values(labels),
             Family::DnsQueries => self.dns_queries.remove_label_values(labels),
             Family::DnsSendErrors => self.dns_send_errors.remove_label_values(labels),
+            Family::DnsDiscardedReplies => self.dns_discarded_replies.remove_label_values(labels),
             Family::DnsLookupDuration => self.dns_lookup_duration.remove_label_values(labels),
             Family::DnsQueriesPerLookup => self.dns_queries_per_lookup.remove_label_values(labels),
             Family::DnsNxdomainPerLookup => {
@@ -689,7 +703,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::probe::dns::{Flavor, Mode, Qtype, Transport};
+    use crate::probe::dns::{Discard, Discards, Flavor, Mode, Qtype, Transport};
     use crate::probe::{Failure, tcp};
 
     fn query(qname: &str, qtype: Qtype, status: QueryStatus, millis: u64) -> QueryRecord {
@@ -714,6 +728,7 @@ mod tests {
             addresses: vec![[192, 0, 2, 10].into()],
             duration: Duration::from_millis(millis),
             queries,
+            discarded: Discards::default(),
         }
     }
 
@@ -1151,11 +1166,49 @@ mod tests {
         assert!(!metrics.encode().contains("hopwatch_dns_send_errors_total{"));
     }
 
+    /// [`dns_outcome`] whose lookups each read a forged reply and two datagrams of garbage.
+    fn discarding_outcome() -> Outcome {
+        let mut outcome = dns_outcome();
+        if let Detail::Dns(cycle) = &mut outcome.detail {
+            let mut discarded = Discards::default();
+            for reason in [Discard::IdMismatch, Discard::Malformed, Discard::Malformed] {
+                discarded.add(reason);
+            }
+            cycle.search.discarded = discarded;
+            if let Some(fqdn) = &mut cycle.fqdn {
+                fqdn.discarded = discarded;
+            }
+        }
+        outcome
+    }
+
+    #[test]
+    fn discarded_replies_are_counted_per_target_and_reason_and_go_with_the_target() {
+        let metrics = Metrics::new();
+        metrics.record(&key("web"), &discarding_outcome());
+        metrics.record(&key("web"), &discarding_outcome());
+        metrics.record(&key("other"), &dns_outcome());
+        let text = metrics.encode();
+        assert_eq!(
+            lines_with(&text, "hopwatch_dns_discarded_replies_total{"),
+            [
+                "hopwatch_dns_discarded_replies_total{reason=\"id_mismatch\",server=\"resolv.conf\",target=\"web\"} 4",
+                "hopwatch_dns_discarded_replies_total{reason=\"malformed\",server=\"resolv.conf\",target=\"web\"} 8",
+            ]
+        );
+        metrics.forget(&key("web"));
+        assert!(
+            !metrics
+                .encode()
+                .contains("hopwatch_dns_discarded_replies_total{")
+        );
+    }
+
     #[test]
     fn every_metric_and_label_value_is_documented() {
         let docs = include_str!("../../docs/METRICS.md");
         let metrics = Metrics::new();
-        metrics.record(&key("web"), &dns_outcome());
+        metrics.record(&key("web"), &discarding_outcome());
         metrics.record(&key("closed"), &send_error_outcome());
         for family in metrics.registry().gather() {
             assert!(
@@ -1168,6 +1221,7 @@ mod tests {
         for value in values
             .iter()
             .chain(QueryStatus::ALL.map(QueryStatus::as_str).iter())
+            .chain(Discard::ALL.map(Discard::as_str).iter())
         {
             assert!(
                 docs.contains(&format!("| `{value}` |")),

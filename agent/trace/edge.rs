@@ -337,6 +337,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, s)| query(&format!("q{i}.shop.example.com."), *s))
                 .collect(),
+            discarded: crate::probe::dns::Discards::default(),
         }
     }
 

@@ -331,6 +331,7 @@ fn dns_outcome(name: &str, server: &str) -> Outcome {
         addresses: vec![IpAddr::from([127, 0, 0, 10])],
         duration: Duration::from_millis(1),
         queries,
+        discarded: hopwatch::probe::dns::Discards::default(),
     };
     let (nx, ok) = (QueryStatus::NxDomain, QueryStatus::NoError);
     let mut search = Vec::new();

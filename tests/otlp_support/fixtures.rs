@@ -40,6 +40,7 @@ fn report(mode: Mode, queries: Vec<QueryRecord>, millis: u64) -> LookupReport {
         addresses: vec![[192, 0, 2, 10].into()],
         duration: Duration::from_millis(millis),
         queries,
+        discarded: hopwatch::probe::dns::Discards::default(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! SERVFAIL, NOTIMP and REFUSED make glibc ask the next server unless the other reply of the
 //! pair is usable. A truncated reply sends both queries again over one TCP connection. When
 //! one reply of a pair goes missing, glibc switches to `single-request`, then to
-//! `single-request-reopen`, and sends again.
+//! `single-request-reopen`, and sends again. How a pair is sent on one UDP socket and its
+//! replies read is [`super::pair`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
 use super::message::{self, Outgoing, Reply};
+use super::pair::{End, parallel_pair, reopen, sequential_pair};
 use super::plan::StepResult;
-use super::walk::{Ctx, Datagram, Step, Stream, Wire, classify, failed_tries, is_server_error};
+use super::walk::{Ctx, Step, Stream, Wire, classify, failed_tries, is_server_error};
 use super::{QueryStatus, Transport};
 
 /// glibc's `options edns0` advertises this payload size (`RESOLV_EDNS_BUFFER_SIZE`).
@@ -123,6 +125,8 @@ async fn udp_try<W: Wire>(
             End::Truncated => return Try::Truncated,
             End::PortClosed => return Try::PortClosed,
             End::Answered => return Try::Replies(replies.into_iter().flatten().collect()),
+            // `close_and_return_error`: this server is done for this attempt, replies and all.
+            End::Undersized => return Try::NoReply,
             End::Waited => {}
         }
         if ctx.expired || replies.iter().all(Option::is_none) {
@@ -137,213 +141,6 @@ async fn udp_try<W: Wire>(
         } else {
             return Try::Replies(replies.into_iter().flatten().collect());
         }
-    }
-}
-
-fn reopen<W: Wire>(ctx: &Ctx<'_, W>) -> bool {
-    ctx.conf.single_request_reopen || ctx.sticky_single_request_reopen
-}
-
-/// How waiting for replies ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Answered,
-    Truncated,
-    PortClosed,
-    Waited,
-}
-
-/// Sends every query at once on one socket and waits for all replies.
-async fn parallel_pair<W: Wire>(
-    ctx: &mut Ctx<'_, W>,
-    server: SocketAddr,
-    queries: &[Outgoing],
-    replies: &mut [Option<Reply>],
-    wait: Duration,
-) -> End {
-    let Ok(socket) = ctx.wire.udp(Some(server)).await else {
-        return End::Waited;
-    };
-    let sent: Vec<usize> = queries
-        .iter()
-        .map(|q| ctx.log.sent(q, Transport::Udp, server))
-        .collect();
-    if let Err(error) = send_pair(&socket, queries).await {
-        return failed_send(ctx, &sent, error);
-    }
-    let until = ctx.bound(Instant::now() + wait);
-    let end = receive(ctx, &socket, server, queries, replies, until).await;
-    close(ctx, &sent, no_reply(end));
-    end
-}
-
-/// A send that failed after `left` of the queries went out.
-#[derive(Debug)]
-struct SendFailed {
-    left: usize,
-    error: std::io::Error,
-}
-
-/// glibc's `send_dg`: the whole pair in one `sendmmsg`; if only the first message left, the
-/// second goes on its own with `send`.
-async fn send_pair<D: Datagram>(socket: &D, queries: &[Outgoing]) -> Result<(), SendFailed> {
-    let messages: Vec<&[u8]> = queries.iter().map(|q| q.bytes.as_slice()).collect();
-    let mut left = socket
-        .send_all(&messages)
-        .await
-        .map_err(|error| SendFailed { left: 0, error })?;
-    while left < messages.len() {
-        socket
-            .send_all(&messages[left..=left])
-            .await
-            .map_err(|error| SendFailed { left, error })?;
-        left += 1;
-    }
-    Ok(())
-}
-
-/// Records a failed send: the queries that never left are `SEND_ERROR`, and those that did
-/// get no reply (glibc closes the socket). A refused send is the ICMP port unreachable of an
-/// earlier query coming back.
-fn failed_send<W: Wire>(ctx: &mut Ctx<'_, W>, sent: &[usize], failed: SendFailed) -> End {
-    let refused = failed.error.kind() == std::io::ErrorKind::ConnectionRefused;
-    for &index in &sent[failed.left..] {
-        ctx.log.not_sent(index);
-    }
-    let end = if refused {
-        End::PortClosed
-    } else {
-        End::Waited
-    };
-    close(ctx, &sent[..failed.left], no_reply(end));
-    end
-}
-
-/// The status of queries left without a reply when waiting ended with `end`.
-fn no_reply(end: End) -> QueryStatus {
-    if end == End::PortClosed {
-        QueryStatus::Unreachable
-    } else {
-        QueryStatus::Timeout
-    }
-}
-
-/// Sends one query, waits for its reply, then sends the next (`single-request`), on a new
-/// socket each time with `single-request-reopen`.
-async fn sequential_pair<W: Wire>(
-    ctx: &mut Ctx<'_, W>,
-    server: SocketAddr,
-    queries: &[Outgoing],
-    replies: &mut [Option<Reply>],
-    wait: Duration,
-) -> End {
-    let until = ctx.bound(Instant::now() + wait);
-    let mut socket = None;
-    for i in 0..queries.len() {
-        if socket.is_none() || reopen(ctx) {
-            socket = ctx.wire.udp(Some(server)).await.ok();
-        }
-        let Some(sock) = socket.as_ref() else {
-            return End::Waited;
-        };
-        let sent = [ctx.log.sent(&queries[i], Transport::Udp, server)];
-        let end = match sock.send_to(&queries[i].bytes, server).await {
-            Ok(()) => {
-                receive(
-                    ctx,
-                    sock,
-                    server,
-                    &queries[i..=i],
-                    &mut replies[i..=i],
-                    until,
-                )
-                .await
-            }
-            Err(error) => failed_send(ctx, &sent, SendFailed { left: 0, error }),
-        };
-        close(ctx, &sent, no_reply(end));
-        if end != End::Answered {
-            return end;
-        }
-    }
-    End::Answered
-}
-
-/// Waits until every query has its reply, a reply is truncated, the port is found closed, or
-/// `until`. Replies are matched by ID and question, as `res_queriesmatch` does.
-async fn receive<D: Datagram, W: Wire>(
-    ctx: &mut Ctx<'_, W>,
-    socket: &D,
-    server: SocketAddr,
-    queries: &[Outgoing],
-    replies: &mut [Option<Reply>],
-    until: Instant,
-) -> End {
-    while replies.iter().any(Option::is_none) {
-        let bytes = match timeout_at(until, socket.recv_from()).await {
-            Err(_) => {
-                ctx.check_deadline();
-                return End::Waited;
-            }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return End::PortClosed;
-            }
-            Ok(Err(_)) => continue,
-            Ok(Ok((bytes, _))) => bytes,
-        };
-        let Some(reply) = message::parse(&bytes) else {
-            continue;
-        };
-        let Some(i) = queries.iter().position(|q| reply.matches(q, true)) else {
-            continue;
-        };
-        if replies[i].is_some() || ctx.log.answered(&reply, server, Transport::Udp).is_none() {
-            continue;
-        }
-        let truncated = reply.truncated;
-        replies[i] = Some(reply);
-        if truncated {
-            linger(ctx, socket, server, queries, replies, until).await;
-            return End::Truncated;
-        }
-    }
-    End::Answered
-}
-
-/// After a truncated reply glibc goes to TCP at once. Replies to the pair's other query that
-/// are already on their way are still recorded for one more round trip; the wait is bounded
-/// so the emulated timing stays glibc's.
-async fn linger<D: Datagram, W: Wire>(
-    ctx: &mut Ctx<'_, W>,
-    socket: &D,
-    server: SocketAddr,
-    queries: &[Outgoing],
-    replies: &mut [Option<Reply>],
-    until: Instant,
-) {
-    let grace = ctx.bound(until.min(Instant::now() + LINGER));
-    while replies.iter().any(Option::is_none) {
-        let Ok(Ok((bytes, _))) = timeout_at(grace, socket.recv_from()).await else {
-            return;
-        };
-        let Some(reply) = message::parse(&bytes) else {
-            continue;
-        };
-        if let Some(i) = queries.iter().position(|q| reply.matches(q, true))
-            && replies[i].is_none()
-            && ctx.log.answered(&reply, server, Transport::Udp).is_some()
-        {
-            replies[i] = Some(reply);
-        }
-    }
-}
-
-/// How long replies still in flight after a truncated one are recorded.
-const LINGER: Duration = Duration::from_millis(2);
-
-fn close<W: Wire>(ctx: &mut Ctx<'_, W>, sent: &[usize], status: QueryStatus) {
-    for &index in sent {
-        ctx.log.close(index, status);
     }
 }
 
@@ -396,7 +193,7 @@ pub(super) async fn read_reply<S: Stream>(
 ) -> Option<Reply> {
     loop {
         let bytes = timeout_at(until, conn.recv()).await.ok()?.ok()?;
-        if let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query, true)) {
+        if let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query)) {
             return Some(reply);
         }
     }

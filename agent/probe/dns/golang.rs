@@ -4,14 +4,17 @@
 //! uses a new connected UDP socket with EDNS0 (1232 bytes). `tryOneName` goes over
 //! `attempts` × nameservers: NXDOMAIN and NODATA end it, SERVFAIL and other rcodes, lame
 //! referrals and errors move to the next server. A truncated reply is asked again over TCP.
+//! Every query has its own random ID and its own socket, on a port the kernel picks.
 
 use std::net::SocketAddr;
 
 use tokio::time::{Instant, timeout_at};
 
+use super::accept;
+use super::log::Log;
 use super::message::{self, Outgoing, Reply};
 use super::plan::StepResult;
-use super::walk::{Ctx, Datagram, Log, Step, Stream, Wire};
+use super::walk::{Ctx, Datagram, Step, Stream, Wire};
 use super::{Qtype, QueryStatus, ResolvConf, Transport};
 
 /// Go always advertises this EDNS0 payload size.
@@ -169,13 +172,14 @@ async fn over_udp<W: Wire>(
                 return Err(Failure::PortClosed);
             }
             Ok(Err(_)) => continue,
-            Ok(Ok((bytes, _))) => {
-                let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query, true)) else {
-                    continue;
-                };
-                log.answered(&reply, server, Transport::Udp);
-                return Ok(reply);
-            }
+            // Go ignores what is not the reply and reads on (golang.org/issue/13281).
+            Ok(Ok((bytes, _))) => match accept::go(&bytes, query) {
+                Ok(reply) => {
+                    log.answered(&reply, server, Transport::Udp);
+                    return Ok(reply);
+                }
+                Err(reason) => log.discard(reason),
+            },
         }
     }
 }

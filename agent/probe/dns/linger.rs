@@ -17,7 +17,8 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 
 use super::Transport;
-use super::message::{self, Outgoing};
+use super::accept::{self, Discard};
+use super::message::Outgoing;
 use super::walk::{Ctx, Datagram, Wire};
 
 /// How long after a step's answer the other servers' replies are still collected.
@@ -101,14 +102,13 @@ pub(super) fn take_late<W: Wire>(
     let Some(lingering) = ctx.lingering.get(index) else {
         return;
     };
-    if !lingering.servers.contains(&from) {
-        return;
-    }
-    let Some(reply) = message::parse(bytes) else {
-        return;
-    };
-    if lingering.queries.iter().any(|q| reply.matches(q, false)) {
-        ctx.log.answered(&reply, from, Transport::Udp);
+    match accept::musl(bytes, from, &lingering.servers, &lingering.queries) {
+        Ok((_, reply)) => {
+            if ctx.log.answered(&reply, from, Transport::Udp).is_none() {
+                ctx.log.discard(Discard::IdMismatch);
+            }
+        }
+        Err(reason) => ctx.log.discard(reason),
     }
     let done = lingering.indices.iter().all(|&i| !ctx.log.is_open(i));
     if done {

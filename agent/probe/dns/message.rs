@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::{Qtype, QueryStatus};
 
@@ -20,6 +20,8 @@ pub struct Outgoing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub id: u16,
+    /// The QR bit: a response, not a query. glibc and musl never look at it.
+    pub response: bool,
     pub status: QueryStatus,
     pub truncated: bool,
     pub authoritative: bool,
@@ -29,8 +31,11 @@ pub struct Reply {
     /// Records in the additional section, not counting OPT.
     pub additionals: u16,
     pub addresses: Vec<IpAddr>,
-    /// The question, lower-cased, with its trailing dot.
-    pub question: Option<(String, Qtype)>,
+    /// The first question: name lower-cased with its trailing dot, type and class.
+    pub question: Option<(String, u16, u16)>,
+    /// How many questions the reply carries (glibc's `res_queriesmatch` wants as many as
+    /// the query had: one).
+    pub questions: u16,
 }
 
 impl Reply {
@@ -49,14 +54,49 @@ impl Reply {
             && self.additionals == 0
     }
 
-    /// Whether this reply answers `out`: same ID and, when `check_question`, same question.
-    pub fn matches(&self, out: &Outgoing, check_question: bool) -> bool {
-        self.id == out.id
-            && (!check_question
-                || self.question.as_ref().is_some_and(|(name, qtype)| {
-                    *qtype == out.qtype && name.eq_ignore_ascii_case(&out.qname)
-                }))
+    /// Whether this reply's first question is `out`'s: the same name ignoring ASCII case,
+    /// type and class (IN), as both glibc's `res_nameinquery` and Go's `checkResponse` compare.
+    pub fn asks(&self, out: &Outgoing) -> bool {
+        self.question.as_ref().is_some_and(|(name, qtype, qclass)| {
+            *qtype == u16::from(record_type(out.qtype))
+                && *qclass == u16::from(DNSClass::IN)
+                && name.eq_ignore_ascii_case(&out.qname)
+        })
     }
+
+    /// Whether this is the response to `out`: QR set, same ID and same question.
+    pub fn matches(&self, out: &Outgoing) -> bool {
+        self.response && self.id == out.id && self.asks(out)
+    }
+
+    /// A reply read from its header alone, as musl reads one it cannot parse further: ID,
+    /// flags and rcode from the first four bytes, no records. `None` under four bytes.
+    pub fn from_header(bytes: &[u8]) -> Option<Reply> {
+        let [id0, id1, flags, codes, ..] = *bytes else {
+            return None;
+        };
+        Some(Reply {
+            id: u16::from_be_bytes([id0, id1]),
+            response: flags & 0x80 != 0,
+            status: QueryStatus::from_rcode(u16::from(codes & 0x0f)),
+            truncated: flags & 0x02 != 0,
+            authoritative: flags & 0x04 != 0,
+            recursion_available: codes & 0x80 != 0,
+            answers: 0,
+            additionals: 0,
+            addresses: Vec::new(),
+            question: None,
+            questions: 0,
+        })
+    }
+}
+
+/// The ID of a datagram: its first two bytes, if it has them.
+pub fn id_of(bytes: &[u8]) -> Option<u16> {
+    let [id0, id1, ..] = *bytes else {
+        return None;
+    };
+    Some(u16::from_be_bytes([id0, id1]))
 }
 
 fn record_type(qtype: Qtype) -> RecordType {
@@ -89,19 +129,16 @@ pub fn build(id: u16, qname: &str, qtype: Qtype, edns: Option<u16>, ad: bool) ->
     })
 }
 
-/// Reads a reply. Returns `None` for bytes that are not a DNS response.
+/// Reads a DNS message, response or not: which datagrams count as a reply is each
+/// resolver's own rule ([`super::accept`]). Returns `None` for bytes that do not parse.
 pub fn parse(bytes: &[u8]) -> Option<Reply> {
     let msg = Message::from_vec(bytes).ok()?;
-    if msg.metadata.message_type != MessageType::Response {
-        return None;
-    }
-    let question = msg.queries.first().and_then(|q| {
-        let qtype = match q.query_type() {
-            RecordType::A => Qtype::A,
-            RecordType::AAAA => Qtype::Aaaa,
-            _ => return None,
-        };
-        Some((q.name().to_ascii().to_ascii_lowercase(), qtype))
+    let question = msg.queries.first().map(|q| {
+        (
+            q.name().to_ascii().to_ascii_lowercase(),
+            u16::from(q.query_type()),
+            u16::from(q.query_class()),
+        )
     });
     let addresses = msg
         .answers
@@ -114,6 +151,7 @@ pub fn parse(bytes: &[u8]) -> Option<Reply> {
         .collect();
     Some(Reply {
         id: msg.metadata.id,
+        response: msg.metadata.message_type == MessageType::Response,
         status: QueryStatus::from_rcode(u16::from(msg.metadata.response_code)),
         truncated: msg.metadata.truncation,
         authoritative: msg.metadata.authoritative,
@@ -122,6 +160,7 @@ pub fn parse(bytes: &[u8]) -> Option<Reply> {
         additionals: clamp_count(msg.additionals.len()),
         addresses,
         question,
+        questions: clamp_count(msg.queries.len()),
     })
 }
 
@@ -161,6 +200,20 @@ mod tests {
     #[test]
     fn a_query_is_not_a_reply() {
         let out = build(7, "a.example.", Qtype::A, None, false).unwrap();
-        assert_eq!(parse(&out.bytes), None);
+        let echo = parse(&out.bytes).unwrap();
+        assert!(!echo.response);
+        assert!(echo.asks(&out));
+        assert!(!echo.matches(&out));
+    }
+
+    #[test]
+    fn a_header_is_read_from_four_bytes_and_no_fewer() {
+        assert_eq!(Reply::from_header(&[0x12, 0x34, 0x82]), None);
+        let reply = Reply::from_header(&[0x12, 0x34, 0x82, 0x83]).unwrap();
+        assert_eq!(reply.id, 0x1234);
+        assert!(reply.response && reply.truncated && reply.recursion_available);
+        assert_eq!(reply.status, QueryStatus::NxDomain);
+        assert_eq!(id_of(&[0xab]), None);
+        assert_eq!(id_of(&[0xab, 0xcd]), Some(0xabcd));
     }
 }

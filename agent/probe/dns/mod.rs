@@ -3,16 +3,21 @@
 //! - [`resolv`]: resolv.conf parsed as glibc, musl and Go read it (pure).
 //! - [`plan`]: the search-list candidates and when the walk stops, per flavor (pure).
 //! - [`walk`]: sends and times every wire query of a lookup through a [`walk::Wire`].
+//! - `accept`: which datagrams each resolver takes as a reply, and why it drops the rest
+//!   (pure), counted in [`LookupReport::discarded`].
 //! - [`wire`]: the real UDP and TCP wire on tokio sockets.
 //!
 //! hickory-resolver is not used: it cannot reproduce a pod's walk (its search semantics are
 //! Go-like, it caches and chases CNAMEs) and it reports no per-query rcode or timing.
 
+mod accept;
 mod glibc;
 mod golang;
 mod linger;
+mod log;
 mod message;
 mod musl;
+mod pair;
 pub mod plan;
 pub mod resolv;
 #[cfg(test)]
@@ -31,6 +36,7 @@ use serde::Serialize;
 
 use super::Failure;
 
+pub use accept::{Discard, Discards};
 pub use resolv::{ResolvConf, ServerOffset};
 
 /// Which stub resolver is emulated.
@@ -279,6 +285,9 @@ pub struct LookupReport {
     pub addresses: Vec<IpAddr>,
     pub duration: Duration,
     pub queries: Vec<QueryRecord>,
+    /// Datagrams the lookup's sockets read and dropped, as the emulated resolver drops them:
+    /// wrong ID, wrong question, wrong source, malformed.
+    pub discarded: Discards,
 }
 
 impl LookupReport {

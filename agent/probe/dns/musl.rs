@@ -5,12 +5,14 @@
 //! sent again every `timeout / attempts`. Only NOERROR and NXDOMAIN replies are accepted: a
 //! SERVFAIL is re-sent at once (at most twice per query per interval) and any other rcode is
 //! ignored, so both end in waiting out the budget. musl 1.2.4 added TCP for truncated replies;
-//! earlier versions take the truncated reply as it is.
+//! earlier versions take the truncated reply as it is. The socket is bound to port 0, so the
+//! kernel picks a new ephemeral source port for every step.
 
 use std::net::SocketAddr;
 
 use tokio::time::{Instant, timeout_at};
 
+use super::accept::{self, Discard};
 use super::linger::{self, Arrival};
 use super::message::{self, Outgoing, Reply};
 use super::plan::StepResult;
@@ -54,9 +56,10 @@ pub(super) async fn step<W: Wire>(ctx: &mut Ctx<'_, W>, qname: &str, tcp_fallbac
         }
         let arrival = timeout_at(wake, linger::recv_any(Some(&socket), &ctx.lingering)).await;
         match arrival {
-            Ok(Arrival::Current(Ok((bytes, from)))) if servers.contains(&from) => {
+            Ok(Arrival::Current(Ok((bytes, from)))) => {
                 let mut read = Read {
                     socket: &socket,
+                    servers: &servers,
                     queries: &queries,
                     state: &mut state,
                     tcp_fallback,
@@ -147,6 +150,7 @@ async fn send<D: Datagram, W: Wire>(
 /// What reading one step's replies needs.
 struct Read<'a, D> {
     socket: &'a D,
+    servers: &'a [SocketAddr],
     queries: &'a [Outgoing],
     state: &'a mut State,
     tcp_fallback: bool,
@@ -154,17 +158,18 @@ struct Read<'a, D> {
 }
 
 impl<D: Datagram> Read<'_, D> {
-    /// Handles one datagram from a nameserver. musl matches replies by ID alone.
+    /// Handles one datagram: musl takes it by source and ID alone ([`accept::musl`]); what
+    /// it drops is counted. A nameserver's reply to a query another server answered first
+    /// is recorded, and ignored as musl ignores it.
     async fn take<W: Wire>(&mut self, ctx: &mut Ctx<'_, W>, from: SocketAddr, bytes: &[u8]) {
-        let Some(reply) = message::parse(bytes) else {
-            return;
+        let (i, reply) = match accept::musl(bytes, from, self.servers, self.queries) {
+            Ok(taken) => taken,
+            Err(reason) => return ctx.log.discard(reason),
         };
-        let Some(i) = self.queries.iter().position(|q| reply.matches(q, false)) else {
-            return;
-        };
-        if ctx.log.answered(&reply, from, Transport::Udp).is_none()
-            || self.state.answers[i].is_some()
-        {
+        if ctx.log.answered(&reply, from, Transport::Udp).is_none() {
+            return ctx.log.discard(Discard::IdMismatch);
+        }
+        if self.state.answers[i].is_some() {
             return;
         }
         let query = &self.queries[i];

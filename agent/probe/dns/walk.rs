@@ -11,11 +11,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::time::Instant;
 
-use super::message::{Outgoing, Reply};
+use super::log::Log;
+use super::message::Reply;
 use super::plan::{self, Next, Origin, StepResult};
 use super::{
-    Flavor, LookupOptions, LookupReport, Mode, Qtype, QueryRecord, QueryStatus, QueryTypes,
-    ResolvConf, Transport,
+    Flavor, LookupOptions, LookupReport, Mode, Qtype, QueryStatus, QueryTypes, ResolvConf,
 };
 use crate::probe::Failure;
 
@@ -48,117 +48,6 @@ pub trait Datagram {
 pub trait Stream {
     fn send(&mut self, bytes: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
     fn recv(&mut self) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
-}
-
-/// Every query of one lookup, in the order sent.
-#[derive(Debug)]
-pub(super) struct Log {
-    queries: Vec<QueryRecord>,
-    pending: Vec<Pending>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    id: u16,
-    sent: Instant,
-    open: bool,
-}
-
-impl Log {
-    pub(super) fn new() -> Log {
-        Log {
-            queries: Vec::new(),
-            pending: Vec::new(),
-        }
-    }
-
-    /// Appends the queries of another log, keeping the whole log in the order sent.
-    pub(super) fn merge(&mut self, other: Log) {
-        let mut all: Vec<(QueryRecord, Pending)> =
-            self.queries.drain(..).zip(self.pending.drain(..)).collect();
-        all.extend(other.queries.into_iter().zip(other.pending));
-        all.sort_by_key(|(_, p)| p.sent);
-        (self.queries, self.pending) = all.into_iter().unzip();
-    }
-
-    /// Records a query as sent; it counts as TIMEOUT until a reply is attributed to it.
-    pub(super) fn sent(
-        &mut self,
-        out: &Outgoing,
-        transport: Transport,
-        server: SocketAddr,
-    ) -> usize {
-        self.queries.push(QueryRecord {
-            qname: out.qname.clone(),
-            qtype: out.qtype,
-            transport,
-            server,
-            status: QueryStatus::Timeout,
-            duration: std::time::Duration::ZERO,
-            answers: 0,
-            truncated: false,
-        });
-        self.pending.push(Pending {
-            id: out.id,
-            sent: Instant::now(),
-            open: true,
-        });
-        self.queries.len() - 1
-    }
-
-    /// Attributes `reply` to the latest open query with its ID sent to `server` over
-    /// `transport`. Returns that query's index, or `None` for a stray reply.
-    pub(super) fn answered(
-        &mut self,
-        reply: &Reply,
-        server: SocketAddr,
-        transport: Transport,
-    ) -> Option<usize> {
-        let index = (0..self.queries.len()).rev().find(|&i| {
-            let (q, p) = (&self.queries[i], &self.pending[i]);
-            p.open && p.id == reply.id && q.server == server && q.transport == transport
-        })?;
-        self.close(index, reply.status);
-        let query = &mut self.queries[index];
-        query.answers = reply.answers;
-        query.truncated = reply.truncated;
-        Some(index)
-    }
-
-    /// Marks a query recorded by [`Log::sent`] as never sent: its send failed.
-    pub(super) fn not_sent(&mut self, index: usize) {
-        if let (Some(query), Some(pending)) =
-            (self.queries.get_mut(index), self.pending.get_mut(index))
-        {
-            pending.open = false;
-            query.status = QueryStatus::SendError;
-            query.duration = std::time::Duration::ZERO;
-        }
-    }
-
-    /// Whether the query at `index` still waits for its reply.
-    pub(super) fn is_open(&self, index: usize) -> bool {
-        self.pending.get(index).is_some_and(|p| p.open)
-    }
-
-    /// Closes a query that got no reply, with `status` TIMEOUT or UNREACHABLE.
-    pub(super) fn close(&mut self, index: usize, status: QueryStatus) {
-        if let (Some(query), Some(pending)) =
-            (self.queries.get_mut(index), self.pending.get_mut(index))
-            && pending.open
-        {
-            pending.open = false;
-            query.status = status;
-            query.duration = pending.sent.elapsed();
-        }
-    }
-
-    /// Closes every query still waiting: the resolver has stopped waiting for them.
-    pub(super) fn give_up_all(&mut self) {
-        for index in 0..self.queries.len() {
-            self.close(index, QueryStatus::Timeout);
-        }
-    }
 }
 
 /// How one step ended, with the addresses of its answer.
@@ -280,6 +169,7 @@ async fn run<W: Wire>(
         super::linger::finish(&mut ctx).await;
     }
     ctx.log.give_up_all();
+    let (queries, discarded) = ctx.log.into_parts();
     LookupReport {
         name: name.to_string(),
         mode,
@@ -287,7 +177,8 @@ async fn run<W: Wire>(
         result,
         addresses,
         duration,
-        queries: ctx.log.queries,
+        queries,
+        discarded,
     }
 }
 

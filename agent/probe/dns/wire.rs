@@ -32,6 +32,12 @@ impl Wire for NetWire {
     type Udp = NetUdp;
     type Tcp = NetTcp;
 
+    /// Bound to port 0: every query socket gets a source port the kernel picks from its
+    /// ephemeral range, as glibc, musl and Go get theirs, and a new one for every socket, so
+    /// a forger must guess the port as well as the 16-bit ID. Connected to `peer` (glibc, Go),
+    /// the kernel delivers only datagrams from that address and port: the walk never sees
+    /// another source's, as those resolvers never do. Unconnected (musl), it gets datagrams
+    /// from anywhere, and the walk checks the source as musl does.
     async fn udp(&self, peer: Option<SocketAddr>) -> io::Result<NetUdp> {
         let v6 = peer.is_some_and(|p| p.is_ipv6());
         let local: SocketAddr = if v6 {
