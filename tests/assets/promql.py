@@ -192,8 +192,12 @@ class Contract:
                             values[label] = allowed
             elif header[:2] == ["Value", "Meaning"]:
                 names = [ticked(r[0])[0] for r in rows]
-                # Two such tables: the failure reasons and the query outcomes (`rcode`).
-                outcomes["rcode" if "NOERROR" in names else "failures"] = set(names)
+                # The failure reasons and the query outcomes (`rcode`) come from these tables;
+                # others (the discarded replies' `reason`) also have a Label/Values row.
+                if "NOERROR" in names:
+                    outcomes["rcode"] = set(names)
+                elif "timeout" in names:
+                    outcomes["failures"] = set(names)
         values["rcode"] = outcomes.get("rcode", set())
         for allowed in wants_failures:
             allowed.update(outcomes.get("failures", set()))
