@@ -161,6 +161,13 @@ fn names(alerts: &[Value]) -> BTreeSet<String> {
 }
 
 /// Every `alert:` of the shipped rules file.
+/// Shipped alerts a faster clock cannot raise, each with the reason and where it is shown.
+const NOT_ON_A_FASTER_CLOCK: [(&str, &str); 1] = [(
+    "HopwatchKubeWatchFailing",
+    "counts watch retries, whose backoff no clock scaling speeds up: promtool's \
+     alerts/tests/agent.yaml fires it, and rbac::a_revoked_cluster_role shows the retries",
+)];
+
 fn shipped_alerts() -> BTreeSet<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/hopwatch.rules.yaml");
     let text = std::fs::read_to_string(path).expect("read alerts/hopwatch.rules.yaml");
@@ -271,6 +278,11 @@ fn every_alert_fires_for_its_fault_on_a_thirty_times_faster_clock() {
     });
     fired.extend(names(&alerts));
 
+    fired.extend(
+        NOT_ON_A_FASTER_CLOCK
+            .iter()
+            .map(|(name, _why)| name.to_string()),
+    );
     let never: Vec<String> = shipped_alerts().difference(&fired).cloned().collect();
     assert!(
         never.is_empty(),

@@ -7,7 +7,7 @@
 //! Fails when deploy/rbac.yaml loses a permission an agent uses (that watch never syncs) or
 //! gains Secrets or a write verb.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::expo::Expo;
 use crate::harness::{Lab, NODES, eventually, lab_command};
@@ -136,4 +136,114 @@ fn agents_hold_exactly_the_permissions_they_use() {
     }
     assert!(!can_i(TRACE, "get", "secrets"));
     assert!(!can_i(TRACE, "create", "pods"));
+}
+
+/// Two watch retries at kube-rs's backoff cap (30 s, and up to as much again of jitter), a list
+/// and a probe.
+const RETRIES: Duration = Duration::from_secs(130);
+
+/// Whether any series of `e` names the Service port `shop/rbac-check:80`.
+fn probes_rbac_check(e: &Expo) -> bool {
+    e.all("hopwatch_probes_total", &[("target", "shop/rbac-check:80")])
+        .next()
+        .is_some()
+}
+
+/// `lab kubectl ARGS…` (its first argument not an option: `lab` passes the rest on).
+fn kubectl(args: &[&str]) {
+    let mut all = vec!["kubectl"];
+    all.extend_from_slice(args);
+    let out = lab_command(&all);
+    assert!(
+        out.status.success(),
+        "lab kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// deploy/'s ClusterRole emptied under running agents, then restored. An open watch outlives
+/// a revocation (the API server authorizes the request, not each event), so the API server is
+/// restarted, as a rollout would: from then on every retry is refused. What must hold: the
+/// agents keep probing what they knew, count every refusal (`hopwatch_kube_watch_restarts_total`,
+/// what HopwatchKubeWatchFailing reads), and miss the Service created meanwhile; once the role
+/// is back, they list again and probe it. Bound: two retries (the first resumes the watch and
+/// meets 410 Gone, as the restarted API server's cache starts later; the second lists), each
+/// at most kube-rs's backoff cap of 30 s with up to as much again of jitter.
+#[test]
+fn a_revoked_cluster_role_keeps_the_last_view_counts_every_refusal_and_recovers_on_restore() {
+    let lab = Lab::up();
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    for (resource, _) in WATCHED {
+        lab.fault(&["rbac", "--resource", resource]);
+    }
+    for (resource, kubectl_name) in WATCHED {
+        assert!(
+            !can_i(AGENT, "list", kubectl_name),
+            "{resource} still allowed"
+        );
+    }
+    lab.fault(&["api-down"]);
+    lab.heal(&["api-down"]);
+    let before = lab.all_metrics();
+    kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "rbac-check",
+        "--tcp=80:8080",
+        "-n",
+        "shop",
+    ]);
+    std::thread::sleep(Duration::from_secs(20));
+    for (node, b) in NODES.iter().zip(&before) {
+        let e = lab.metrics(node);
+        let refused = |e: &Expo| e.sum("hopwatch_kube_watch_restarts_total", &[]);
+        assert!(
+            refused(&e) >= refused(b) + 2.0 * WATCHED.len() as f64,
+            "{node}: {} watch retries refused in 20 s",
+            refused(&e) - refused(b)
+        );
+        let web = |e: &Expo| {
+            e.sum(
+                "hopwatch_probes_total",
+                &[("target", "shop/web:80"), ("result", "success")],
+            )
+        };
+        assert!(
+            web(&e) > web(b) + 20.0,
+            "{node}: shop/web stopped being probed"
+        );
+        assert!(
+            !probes_rbac_check(&e),
+            "{node}: probes a Service created while it could not list"
+        );
+    }
+    for (resource, _) in WATCHED {
+        lab.heal(&["rbac", "--resource", resource]);
+    }
+    let restored = Instant::now();
+    eventually("shop/rbac-check probed from every node", RETRIES, || {
+        for node in NODES {
+            if !probes_rbac_check(&lab.try_metrics(node)?) {
+                return Err(format!("{node}: not yet"));
+            }
+        }
+        Ok(())
+    });
+    let recovery = restored.elapsed();
+    eprintln!("discovery back {recovery:?} after the ClusterRole");
+    assert!(
+        recovery <= RETRIES,
+        "discovery back only {recovery:?} after the ClusterRole"
+    );
+    kubectl(&["delete", "service", "rbac-check", "-n", "shop"]);
+    eventually("shop/rbac-check's series gone", WAIT, || {
+        for node in NODES {
+            if probes_rbac_check(&lab.try_metrics(node)?) {
+                return Err(format!("{node}: still there"));
+            }
+        }
+        Ok(())
+    });
+    eventually("healthy", WAIT, || all_healthy(&lab));
 }
