@@ -478,13 +478,18 @@ class Lab:
         self.start_control_plane()
         self.create_objects()
         self.enforcer.identity()
+        # kube-router first, each until its chains are written: started together, its first
+        # rewrite of the filter table could land between kube-proxy creating KUBE-SERVICES and
+        # jumping to it, and kube-proxy retries a failed sync only 30 s later.
+        for n in self.plan.node_range():
+            self.enforcer.start(n)
+        for n in self.plan.node_range():
+            self.enforcer.wait(n)
         for n in self.plan.node_range():
             self.cp.start_kube_proxy(n)
-            self.enforcer.start(n)
         self.wait_endpoints()
         for n in self.plan.node_range():
             self.cp.wait_kube_proxy(n)
-            self.enforcer.wait(n)
         self.start_coredns()
         for pod in self.plan.role("workload"):
             self.start_workload(pod)
