@@ -91,6 +91,71 @@ fn dns_server_down_times_out_with_the_resolver_signature_and_recovers_within_an_
     eventually("recovered", WAIT, || all_healthy(&lab));
 }
 
+/// CoreDNS crashed, not frozen: its pod's port 53 is closed while its endpoint stays Ready.
+/// Every lookup fails, `unreachable` when the port-unreachable comes back and `timeout` when
+/// it does not: the kernel rate-limits those ICMP errors (`net.ipv4.icmp_ratelimit`), so most
+/// of a busy resolver's queries see silence, as with a frozen server. Every verdict is `dns`;
+/// once CoreDNS is started again, lookups succeed within an interval.
+#[test]
+fn coredns_killed_fails_every_lookup_and_recovers_within_an_interval_of_its_restart() {
+    let lab = Lab::up();
+    eventually("healthy", WAIT, || all_healthy(&lab));
+    let target = "kubernetes.default@kube-dns";
+    let failed = |e: &Expo| {
+        e.all(
+            "hopwatch_probes_total",
+            &[("hop", "dns"), ("target", target)],
+        )
+        .filter(|s| s.label("result") != "success")
+        .map(|s| s.value)
+        .sum::<f64>()
+    };
+    lab.fault(&["dns-kill"]);
+    // A lookup in flight at the crash times out; the ones after it are what a crash looks like.
+    wait_increase(&lab, &NODES, "DNS failures", 1.0, failed);
+    let mid: Vec<Expo> = lab.all_metrics();
+    wait_increase(&lab, &NODES, "DNS failures after the crash", 3.0, failed);
+    for (ns, svc) in SERVICES {
+        verdict_is(&lab, &NODES, (ns, svc), "dns").unwrap_or_else(|e| panic!("{e}"));
+    }
+    for (node, m) in NODES.iter().zip(&mid) {
+        let e = lab.metrics(node);
+        let grew: Vec<String> = e
+            .all(
+                "hopwatch_probes_total",
+                &[("hop", "dns"), ("target", target)],
+            )
+            .filter(|s| s.value > probes(m, "dns", target, s.label("result")))
+            .map(|s| s.label("result").to_string())
+            .collect();
+        assert!(
+            !grew.is_empty() && grew.iter().all(|r| r == "unreachable" || r == "timeout"),
+            "{node}: a crashed CoreDNS gave {grew:?}"
+        );
+    }
+    let successes: Vec<f64> = NODES
+        .iter()
+        .map(|n| probes(&lab.metrics(n), "dns", target, "success"))
+        .collect();
+    lab.heal(&["dns-kill"]);
+    let restarted = Instant::now();
+    eventually("lookups succeed again", WAIT, || {
+        for (node, before) in NODES.iter().zip(&successes) {
+            if probes(&lab.try_metrics(node)?, "dns", target, "success") <= *before {
+                return Err(format!("{node}: no success yet"));
+            }
+        }
+        Ok(())
+    });
+    let took = restarted.elapsed();
+    eprintln!("lookups succeed {took:?} after CoreDNS answers again");
+    assert!(
+        took <= Duration::from_millis(3000),
+        "recovery took {took:?}, more than one interval"
+    );
+    eventually("recovered", WAIT, || all_healthy(&lab));
+}
+
 #[test]
 fn dns_blocked_from_one_node_shows_on_that_node_only() {
     let lab = Lab::up();

@@ -19,6 +19,8 @@ them all). Each prints one JSON line describing what it did.
                                      of them, or the Service's only) until it is started again
                                      (`lab apply --node N`, or heal)
     dns-down                         CoreDNS is frozen (SIGSTOP): queries get no answer
+    dns-kill                         CoreDNS is killed (a crash): nothing listens on its port 53,
+                                     its endpoint stays Ready; healed by starting it again
     dns-block    --node N            UDP and TCP port 53 dropped for pods of node N, as a bad
                                      NetworkPolicy would (mangle FORWARD in the node)
     cert         --host H --kind expired|expiring|wrong-host|valid
@@ -63,7 +65,7 @@ from .state import stop_procs
 # The label the no-endpoints fault adds to a Service's selector: no pod carries it.
 NO_POD_LABEL = ("lab.hopwatch.dev/no-pod", "true")
 
-NAMES = ["no-endpoints", "controller-down", "none-ready", "scale-zero", "critical", "kill-pod", "kube-proxy", "dns-down", "dns-block", "cert", "latency",
+NAMES = ["no-endpoints", "controller-down", "none-ready", "scale-zero", "critical", "kill-pod", "kube-proxy", "dns-down", "dns-kill", "dns-block", "cert", "latency",
          "api-down", "api-gone", "flap", "lb-dns", "search", "dns-loss", "throttle", "agent-stop", "agent-gone",
          "rbac", "netpol", "netpol-dns", "netpol-agents", "cni-off", "config", "selector", "target-port",
          "lb-hostname", "lb-unpublished", "cdn", "expected-addresses", "tls-reset"]
@@ -372,6 +374,23 @@ class Faults(OpsFaults, NetpolFaults, EdgeFaults):
         self.lab.signal("coredns", signal.SIGCONT)
         self.forget("dns-down", args)
         return {"coredns": "running"}
+
+    def fault_dns_kill(self, args):
+        """CoreDNS crashed: its process killed, nothing listens on the pod's port 53 (the
+        endpoint stays Ready, as kubelet has not noticed yet)."""
+        rec = self.st.proc("coredns")
+        if rec is None:
+            raise LabError("CoreDNS has no recorded process")
+        stop_procs([rec])
+        self.st.drop_proc(rec)
+        self.record("dns-kill", args)
+        return {"coredns": "killed", "pid": rec["pid"]}
+
+    def heal_dns_kill(self, args):
+        if not self.lab.running("coredns"):
+            self.lab.start_coredns()
+        self.forget("dns-kill", args)
+        return {"coredns": "running", "pid": self.st.proc("coredns")["pid"]}
 
     # ------------------------------------------------------------ ingress
 
