@@ -1,19 +1,29 @@
 //! Peers that misbehave on purpose, each on loopback: an HTTP server that sends its headers
 //! one byte a second, one whose headers never end, one with a 1 GiB body, a TLS port that
-//! never answers the ClientHello, a TCP peer that accepts and never reads, and a DNS server
-//! that sets TC on every UDP answer while its TCP side accepts and never answers.
+//! never answers the ClientHello, a TLS server that sends a chain of 100 certificates, a TCP
+//! peer that accepts and never reads, and a DNS server that sets TC on every UDP answer while
+//! its TCP side accepts and never answers.
 //!
 //! One `hopwatch run` probes them all next to a healthy TCP target. What must hold: every
 //! probe of a hostile peer ends within its timeout with the failure that names it, the
 //! healthy target keeps its schedule (no probe starts late by more than 250 ms), and the
 //! agent's peak memory stays under 64 MiB although one peer offers a gigabyte.
 
+#[allow(
+    dead_code,
+    reason = "the nginx tests' PKI; this file uses its long chain only"
+)]
+#[path = "nginx_support/pki.rs"]
+mod pki;
 mod support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use support::process::{Process, http_get};
 use support::prom::Exposition;
@@ -81,6 +91,47 @@ fn silent(s: TcpStream) {
     drop(s);
 }
 
+/// A TLS server on `ip` whose chain is a leaf for `localhost` and 99 intermediates under a
+/// root, and that root's PEM (the probe is given it as its CA, so path building has to work
+/// through all of them).
+fn long_chain_tls(ip: Ipv4Addr) -> (SocketAddr, String) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64;
+    let chain = pki::long_chain(&["localhost"], 100, now);
+    let certs: Vec<CertificateDer<'static>> = chain
+        .chain_der
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key_der));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("the long chain as the server's certificate");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind((ip, 0)).expect("bind the long-chain TLS server");
+    let addr = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::Stream::new(&mut conn, &mut stream);
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            });
+        }
+    });
+    (addr, chain.root_pem)
+}
+
 fn healthy(s: TcpStream) {
     drop(s);
 }
@@ -139,11 +190,13 @@ fn hostile_peers_are_bounded_by_their_timeouts_and_leave_the_others_on_schedule(
     let tls = serve(ip, silent);
     let never_reads = serve(ip, silent);
     let ok = serve(ip, healthy);
+    let (long_chain, long_chain_root) = long_chain_tls(ip);
     let dns = truncating_dns(ip);
     let listen = SocketAddr::from((ip, support::free_port(ip)));
 
     let dir = TempDir::new("hostile");
     let resolv = dir.file("resolv.conf", "nameserver 127.0.0.1\noptions attempts:1\n");
+    let root = dir.file("long-chain-root.pem", &long_chain_root);
     let config = format!(
         "listen: \"{listen}\"\nmax_concurrency: 16\n\
          defaults: {{interval_seconds: 2, timeout_seconds: {TIMEOUT}, jitter_seconds: 0, dns: {{resolv_conf: \"{resolv}\"}}}}\n\
@@ -151,13 +204,16 @@ fn hostile_peers_are_bounded_by_their_timeouts_and_leave_the_others_on_schedule(
            - {{url: \"http://{slow}/\", id: slow-headers}}\n  \
            - {{url: \"http://{endless}/\", id: endless-headers}}\n  \
            - {{url: \"http://{huge}/\", id: huge-body}}\n  \
-           - {{url: \"https://{tls}/\", id: silent-tls}}\n\
+           - {{url: \"https://{tls}/\", id: silent-tls}}\n  \
+           - {{url: \"https://localhost:{port}/\", id: long-chain, connect_to: \"{long_chain}\", ca_file: \"{root}\"}}\n\
          tcp:\n  \
            - {{address: \"{never_reads}\", id: never-reads}}\n  \
            - {{address: \"{ok}\", id: healthy, interval_seconds: 0.25, timeout_seconds: 0.2}}\n\
          dns:\n  \
            - {{name: example.test., id: tc-forever, server: \"{dns}\", qtypes: [A]}}\n",
         resolv = resolv.display(),
+        port = long_chain.port(),
+        root = root.display(),
     );
     let path = dir.file("config.yaml", &config);
     let mut command = Command::new(BIN);
@@ -189,6 +245,8 @@ fn hostile_peers_are_bounded_by_their_timeouts_and_leave_the_others_on_schedule(
         ("ingress", "slow-headers", "timeout"),
         ("ingress", "endless-headers", "http_error"),
         ("ingress", "silent-tls", "timeout"),
+        // rustls-webpki builds no path through more than 6 intermediates.
+        ("ingress", "long-chain", "tls_handshake"),
         ("dns", "tc-forever", "timeout"),
     ] {
         let results = result_of(&e, hop, target);
@@ -213,7 +271,13 @@ fn hostile_peers_are_bounded_by_their_timeouts_and_leave_the_others_on_schedule(
     );
 
     // Every probe ended within its timeout (plus the slack of one scheduler tick).
-    for target in ["slow-headers", "endless-headers", "huge-body", "silent-tls"] {
+    for target in [
+        "slow-headers",
+        "endless-headers",
+        "huge-body",
+        "silent-tls",
+        "long-chain",
+    ] {
         let over = e.sum(
             "hopwatch_probe_duration_seconds_count",
             &[("hop", "ingress"), ("target", target)],

@@ -48,6 +48,7 @@ pub struct Pki {
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    der: Vec<u8>,
 }
 
 impl Pki {
@@ -127,6 +128,7 @@ fn ca(name: &str, not_before: i64, not_after: i64, parent: Option<&Ca>) -> Ca {
     Ca {
         issuer: Issuer::new(params, key),
         pem: cert.pem(),
+        der: cert.der().to_vec(),
     }
 }
 
@@ -143,5 +145,47 @@ fn leaf(names: &[&str], not_before: i64, not_after: i64, issuer: &Ca) -> Leaf {
         not_before,
         not_after,
         chain_not_after: not_after,
+    }
+}
+
+/// A chain of `length` certificates: a leaf for `names`, then `length - 1` intermediates, each
+/// signed by the next, the last by a root whose PEM is returned: what a hostile (or broken)
+/// server sends to make a client's path building work hard.
+pub struct LongChain {
+    pub root_pem: String,
+    /// The leaf first, DER.
+    pub chain_der: Vec<Vec<u8>>,
+    /// The leaf's key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+}
+
+pub fn long_chain(names: &[&str], length: usize, now: i64) -> LongChain {
+    let root = ca(
+        "hopwatch long-chain root",
+        now - DAY,
+        now + 3650 * DAY,
+        None,
+    );
+    let mut issuers = vec![root];
+    let mut ders = Vec::new();
+    for n in 1..length {
+        let name = format!("hopwatch intermediate {n}");
+        let parent = issuers.last().expect("the root at least");
+        let next = ca(&name, now - DAY, now + 3650 * DAY, Some(parent));
+        ders.push(next.der.clone());
+        issuers.push(next);
+    }
+    let mut params = params(names, now - DAY, now + 90 * DAY);
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let key = KeyPair::generate().unwrap();
+    let issuer = issuers.last().expect("an issuer");
+    let leaf = params.signed_by(&key, &issuer.issuer).unwrap();
+    ders.reverse();
+    let mut chain_der = vec![leaf.der().to_vec()];
+    chain_der.extend(ders);
+    LongChain {
+        root_pem: issuers[0].pem.clone(),
+        chain_der,
+        key_der: key.serialize_der(),
     }
 }
