@@ -170,6 +170,7 @@ fn kubectl(args: &[&str]) {
 /// meets 410 Gone, as the restarted API server's cache starts later; the second lists), each
 /// at most kube-rs's backoff cap of 30 s with up to as much again of jitter.
 #[test]
+#[ignore = "side lane: tests/run runs it beside the other tests, with --ignored"]
 fn a_revoked_cluster_role_keeps_the_last_view_counts_every_refusal_and_recovers_on_restore() {
     let lab = Lab::up();
     eventually("healthy", WAIT, || all_healthy(&lab));

@@ -192,7 +192,7 @@ fn lag_p99(before: &Expo, after: &Expo) -> f64 {
 }
 
 #[test]
-#[ignore = "long (6 minutes and more): tests/run runs it in its long lane, tests/soak on its own"]
+#[ignore = "side lane: tests/run runs it beside the other tests, with --ignored"]
 fn churn_soak_keeps_memory_descriptors_tasks_and_series_flat_and_in_step_with_the_api() {
     let seconds = soak_seconds();
     let lab = Lab::up();
