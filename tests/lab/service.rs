@@ -237,9 +237,14 @@ fn missing_kube_proxy_rules_on_one_node_break_the_service_hop_there_only() {
         .sum();
     assert_eq!(pod_failures, 0.0, "node-2's pod connects failed");
     verdict_is(&lab, &["node-1"], ("shop", "web"), "none").unwrap_or_else(|e| panic!("{e}"));
-    // `lab apply --node` is kube-proxy's next sync.
+    // `lab apply --node` starts kube-proxy again; its first sync writes the rules.
+    let restarted = std::time::Instant::now();
     harness::lab_ok(&["apply", "--node", "node-2"]);
     eventually("recovered", WAIT, || all_healthy(&lab));
+    eprintln!(
+        "every verdict none {:?} after kube-proxy's restart",
+        restarted.elapsed()
+    );
 }
 
 /// A connect slower than this is the machine's scheduling, not the lab's network: the added
