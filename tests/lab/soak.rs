@@ -9,8 +9,8 @@
 //!   the probes in flight at the moment of the scrape;
 //! - a churn object alive for 10 s has its series, one deleted 10 s ago has none;
 //! - once the churn stops, the series are those of the baseline (a baseline target may have
-//!   counted a result or an HTTP status it had not before: the Ingress answers 502 while
-//!   every pod behind it is not Ready; nothing else);
+//!   counted an outcome it had not before: the Ingress answers 502 while every pod behind it is
+//!   not Ready, a headless Service's name is NXDOMAIN while none of its pods is; nothing else);
 //! - no probe starts more than a second late (`hopwatch_schedule_lag_seconds`).
 //!
 //! The figures are printed, and written as JSON to `HOPWATCH_SOAK_REPORT` when it is set.
@@ -128,8 +128,8 @@ fn check_objects(events: &Events, scrapes: &[(&str, Expo)]) -> Result<usize, Str
     Ok(checked)
 }
 
-/// A series' identity without its outcome labels (`result`, `code`): the same series of a
-/// target whatever outcome it has counted.
+/// A series' identity without its outcome labels (`result`, `code`, `rcode`): the same series
+/// of a target whatever outcome it has counted.
 fn without_outcome(identity: &str) -> String {
     let Some((name, labels)) = identity.split_once('{') else {
         return identity.into();
@@ -137,7 +137,11 @@ fn without_outcome(identity: &str) -> String {
     let kept: Vec<&str> = labels
         .trim_end_matches('}')
         .split("\",")
-        .filter(|l| !l.starts_with("result=") && !l.starts_with("code="))
+        .filter(|l| {
+            !["result=", "code=", "rcode="]
+                .iter()
+                .any(|o| l.starts_with(o))
+        })
         .collect();
     format!("{name}{{{}}}", kept.join("\","))
 }
@@ -276,6 +280,13 @@ fn churn_soak_keeps_memory_descriptors_tasks_and_series_flat_and_in_step_with_th
             }),
         );
     }
+    let mut report = json!({
+        "seconds": seconds,
+        "churn": summary,
+        "object_checks": checked,
+        "nodes": report,
+    });
+    write_report(&report);
     // Once the churn stops, every series of a churn object is gone and nothing else is new.
     let mut end = BTreeMap::new();
     eventually("the series are back to the baseline", WAIT, || {
@@ -294,13 +305,12 @@ fn churn_soak_keeps_memory_descriptors_tasks_and_series_flat_and_in_step_with_th
         Ok(())
     });
     eventually("healthy after the churn", WAIT, || all_healthy(&lab));
-    let report = json!({
-        "seconds": seconds,
-        "churn": summary,
-        "object_checks": checked,
-        "nodes": report,
-        "series_baseline_and_end": end,
-    });
+    report["series_baseline_and_end"] = json!(end);
+    write_report(&report);
+}
+
+/// Prints the report, and writes it to `HOPWATCH_SOAK_REPORT` when that is set.
+fn write_report(report: &Value) {
     println!("soak report: {report:#}");
     if let Ok(path) = std::env::var("HOPWATCH_SOAK_REPORT") {
         std::fs::write(&path, format!("{report:#}\n"))
