@@ -21,8 +21,23 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The stack each replay runs on. The fuzzer runs optimized code on an 8 MiB main thread;
+/// unoptimized, the config target's most deeply nested YAML (cut at serde-saphyr's depth
+/// budget) needs more than a test thread's 2 MiB, though the release build reads it on 256 KiB.
+const STACK: usize = 16 << 20;
+
 /// Runs `entry` on every input of `target`, naming the input that panicked.
-fn replay(target: &str, entry: impl Fn(&[u8])) {
+fn replay(target: &'static str, entry: fn(&[u8])) {
+    let replayer = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || replay_here(target, entry))
+        .expect("a replay thread");
+    if let Err(panic) = replayer.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn replay_here(target: &str, entry: fn(&[u8])) {
     let files = inputs(target);
     assert!(!files.is_empty(), "no corpus for {target}");
     for path in files {
