@@ -27,6 +27,8 @@ pub mod canary;
 pub mod cluster;
 pub mod config;
 pub mod discovery;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod otlp;
 pub mod policy;

@@ -200,7 +200,9 @@ impl Shared {
 }
 
 /// How one resource is projected into and kept in the stores.
-trait Watched: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static {
+pub(crate) trait Watched:
+    kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
     const NAME: &'static str;
     type Item: Send;
     fn project(&self, stores: &mut Stores, annotation: &str) -> Option<Self::Item>;

@@ -295,7 +295,11 @@ async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, Fa
 }
 
 /// Sends the request on `io` and waits for the response head: its status code.
-async fn first_response<T>(io: T, url: &HttpUrl, deadline: Instant) -> Result<u16, Failure>
+pub(crate) async fn first_response<T>(
+    io: T,
+    url: &HttpUrl,
+    deadline: Instant,
+) -> Result<u16, Failure>
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
