@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::WAIT;
 use crate::harness::{self, eventually};
 
 #[test]
@@ -37,15 +37,20 @@ fn lab_down_leaves_nothing_behind_also_after_an_interrupted_up() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start lab up");
-    eventually("up has started its processes", WAIT, || {
-        let state = std::fs::read_to_string(format!("{}/state.json", harness::run_dir()))
-            .unwrap_or_default();
-        if state.contains("\"coredns\"") {
-            Ok(())
-        } else {
-            Err("not yet".into())
-        }
-    });
+    // A busy machine (a second lab beside this one) can take most of a minute to get there.
+    eventually(
+        "up has started its processes",
+        Duration::from_secs(60),
+        || {
+            let state = std::fs::read_to_string(format!("{}/state.json", harness::run_dir()))
+                .unwrap_or_default();
+            if state.contains("\"coredns\"") {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        },
+    );
     let state =
         std::fs::read_to_string(format!("{}/state.json", harness::run_dir())).expect("state");
     let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");

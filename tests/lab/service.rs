@@ -24,7 +24,9 @@ fn healthy_lab_every_verdict_is_none_and_every_probe_succeeds() {
             );
         }
     }
-    std::thread::sleep(Duration::from_secs(5));
+    // Longer than the longest interval (the kubelet-resolv.conf target's, 8 s): every target
+    // has probed at least once.
+    std::thread::sleep(Duration::from_secs(9));
     let after = lab.all_metrics();
     for ((node, b), a) in NODES.iter().zip(&before).zip(&after) {
         assert_eq!(
@@ -43,7 +45,7 @@ fn healthy_lab_every_verdict_is_none_and_every_probe_succeeds() {
             );
             assert!(
                 s.value > was,
-                "{node}: {} made no successful probe in 5 s",
+                "{node}: {} made no successful probe in 9 s",
                 s.identity()
             );
         }
