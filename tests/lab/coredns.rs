@@ -66,7 +66,7 @@ fn start_agent() -> Agent {
     let log = std::fs::File::create(format!("{dir}/agent.log")).expect("create agent.log");
     let child = Command::new("ip")
         .args(["netns", "exec", &format!("{}hopwatch-node-1", prefix())])
-        .arg(env!("CARGO_BIN_EXE_hopwatch"))
+        .arg(crate::harness::agent_binary())
         .args(["run", "--config", &path])
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))

@@ -30,7 +30,7 @@ pub(crate) fn trace_env(url: &str, extra: &[&str], env: &[(&str, &str)]) -> (Opt
     let kubeconfig = format!("{}/agents/trace.kubeconfig", run_dir());
     let ca = format!("{}/pki/ca.crt", run_dir());
     let out = Command::new("ip")
-        .args(["netns", "exec", &pod_netns, env!("CARGO_BIN_EXE_hopwatch")])
+        .args(["netns", "exec", &pod_netns, &crate::harness::agent_binary()])
         .args(["trace", url, "--json", "--timeout-seconds", "3"])
         .args(["--kubeconfig", &kubeconfig, "--resolv-conf", &resolv])
         .args(["--ca-file", &ca, "--cluster-domain", DOMAIN])
