@@ -367,6 +367,10 @@ const INVALID: &[(&str, &str)] = &[
         "invalid-http-ca-file-missing.yaml:3:14: http[0].ca_file: cannot read CA file /nonexistent/hopwatch/private-ca.pem: No such file or directory (os error 2)",
     ),
     (
+        "invalid-http-ca-file-device.yaml",
+        "invalid-http-ca-file-device.yaml:3:14: http[0].ca_file: CA file /dev/zero: larger than 8388608 bytes; a CA bundle is a few hundred KiB",
+    ),
+    (
         "invalid-http-ca-file-not-pem.yaml",
         "invalid-http-ca-file-not-pem.yaml:4:14: http[0].ca_file: CA file tests/fixtures/config/valid-tcp.yaml: no CERTIFICATE block",
     ),

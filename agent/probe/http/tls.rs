@@ -83,6 +83,8 @@ pub enum CaError {
         source_name: String,
         error: std::io::Error,
     },
+    #[error("CA file {source_name}: larger than {limit} bytes; a CA bundle is a few hundred KiB")]
+    TooLarge { source_name: String, limit: u64 },
     #[error("CA file {source_name}: not valid PEM: {detail}")]
     Pem { source_name: String, detail: String },
     #[error("CA file {source_name}: no CERTIFICATE block")]
@@ -96,11 +98,23 @@ pub enum CaError {
 }
 
 impl CaBundle {
-    /// Reads a PEM bundle from a file.
+    /// The most a CA file may hold: Debian's whole bundle of public roots is about 220 KiB. A
+    /// path pointed at a device or a huge file is refused before it is read into memory.
+    pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
+    /// Reads a PEM bundle from a file of at most [`CaBundle::MAX_FILE_BYTES`].
     pub fn from_file(path: &std::path::Path) -> Result<CaBundle, CaError> {
+        use std::io::Read;
         let source_name = path.display().to_string();
-        match std::fs::read(path) {
-            Ok(bytes) => CaBundle::from_pem(&bytes, &source_name),
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(Self::MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+        match read {
+            Ok(n) if n as u64 > Self::MAX_FILE_BYTES => Err(CaError::TooLarge {
+                source_name,
+                limit: Self::MAX_FILE_BYTES,
+            }),
+            Ok(_) => CaBundle::from_pem(&bytes, &source_name),
             Err(error) => Err(CaError::Read { source_name, error }),
         }
     }
