@@ -488,3 +488,163 @@ async fn an_echoed_query_is_a_reply_to_glibc_and_musl_and_nothing_to_go() {
         }
     }
 }
+
+/// A server whose UDP replies are truncated (TC, no records) and whose TCP answer to every
+/// query is first the answer under another ID (192.0.2.5 / 2001:db8::5), then the true reply.
+struct TcpSpoofer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl TcpSpoofer {
+    fn start() -> TcpSpoofer {
+        let ip = support::loopback_ip();
+        // The TCP listener takes the UDP socket's port; another port if that one is taken.
+        let (udp, tcp) = (0..20)
+            .find_map(|_| {
+                let udp = UdpSocket::bind((ip, 0)).ok()?;
+                let port = udp.local_addr().ok()?.port();
+                Some((udp, std::net::TcpListener::bind((ip, port)).ok()?))
+            })
+            .expect("a UDP and a TCP socket on one port");
+        let addr = udp.local_addr().expect("its address");
+        udp.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("a read timeout");
+        tcp.set_nonblocking(true).expect("a non-blocking listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let udp_thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65535];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((len, from)) = udp.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if let Some(reply) = truncated(&buf[..len]) {
+                        let _ = udp.send_to(&reply, from);
+                    }
+                }
+            })
+        };
+        let tcp_thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut conns = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match tcp.accept() {
+                        Ok((conn, _)) => conns.push(std::thread::spawn(move || serve_tcp(conn))),
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+                for conn in conns {
+                    let _ = conn.join();
+                }
+            })
+        };
+        TcpSpoofer {
+            addr,
+            stop,
+            threads: vec![udp_thread, tcp_thread],
+        }
+    }
+}
+
+impl Drop for TcpSpoofer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The truncated reply to the query in `bytes`: its ID and question, TC set, no records.
+fn truncated(bytes: &[u8]) -> Option<Vec<u8>> {
+    let query = Message::from_vec(bytes).ok()?;
+    let q = query.queries.first()?;
+    let mut msg = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.metadata.recursion_available = true;
+    msg.metadata.truncation = true;
+    msg.add_query(q.clone());
+    msg.to_vec().ok()
+}
+
+/// One TCP connection: to each query, the answer under another ID, then the true reply.
+fn serve_tcp(mut conn: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    loop {
+        let mut len = [0u8; 2];
+        if conn.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if conn.read_exact(&mut query).is_err() {
+            return;
+        }
+        let Ok(msg) = Message::from_vec(&query) else {
+            return;
+        };
+        let Some(q) = msg.queries.first() else {
+            return;
+        };
+        let (id, qname, qtype) = (msg.metadata.id, q.name().to_ascii(), q.query_type());
+        for bytes in [
+            reply(id ^ 0x8000, &qname, qtype, Some(5)),
+            reply(id, &qname, qtype, Some(0)),
+        ] {
+            let framed: Vec<u8> = (bytes.len() as u16)
+                .to_be_bytes()
+                .into_iter()
+                .chain(bytes)
+                .collect();
+            if conn.write_all(&framed).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn over_tcp_glibc_reads_past_a_wrong_id_musl_takes_it_and_go_fails_the_exchange() {
+    for flavor in Flavor::ALL {
+        let spoofer = TcpSpoofer::start();
+        let report = lookup_at(spoofer.addr, ONE_STEP, flavor, QueryTypes::Both, "web.").await;
+        drop(spoofer);
+        let ctx = format!("{flavor}: {report:#?}");
+        let tcp = report
+            .queries
+            .iter()
+            .filter(|q| q.transport == hopwatch::probe::dns::Transport::Tcp)
+            .count();
+        match flavor {
+            // `send_vc` compares IDs only, drops the wrong one and reads the true reply.
+            Flavor::Glibc => {
+                assert_eq!(report.result, Ok(()), "{ctx}");
+                assert_eq!(addresses(&report), [TRUE_V4, TRUE_V6], "{ctx}");
+                assert_eq!(tcp, 2, "{ctx}");
+                assert_eq!(counted(&report), [2, 0, 0, 0], "{ctx}");
+            }
+            // One connection per query and no ID check: the first message is the reply.
+            Flavor::Musl => {
+                assert_eq!(report.result, Ok(()), "{ctx}");
+                assert_eq!(addresses(&report), ["192.0.2.5", "2001:db8::5"], "{ctx}");
+                assert_eq!(tcp, 2, "{ctx}");
+                assert_eq!(counted(&report), [0, 0, 0, 0], "{ctx}");
+            }
+            // Before 1.2.4 musl has no TCP: the truncated reply is NODATA.
+            Flavor::MuslLegacy => {
+                assert_eq!(report.result, Err(Failure::Nodata), "{ctx}");
+                assert_eq!(tcp, 0, "{ctx}");
+            }
+            // `errInvalidDNSResponse` on each exchange, two attempts per query type.
+            Flavor::Go => {
+                assert_eq!(report.result, Err(Failure::DnsError), "{ctx}");
+                assert_eq!(tcp, 4, "{ctx}");
+                assert_eq!(counted(&report), [4, 0, 0, 0], "{ctx}");
+            }
+        }
+    }
+}

@@ -24,6 +24,17 @@
 //! or port before the resolver reads (glibc's current `send_dg` no longer calls its old
 //! `res_ourserver_p` check; the connected socket makes it moot). musl's socket is unconnected
 //! and musl compares the sender with its nameservers itself.
+//!
+//! Over TCP each resolver reads the messages of the connection it opened for the query:
+//!
+//! | message on the connection       | glibc `send_vc`         | musl `__res_msend_rc`    | Go `dnsStreamRoundTrip` |
+//! |---------------------------------|-------------------------|--------------------------|-------------------------|
+//! | wrong ID                        | dropped, reads on       | **taken** (no ID check)  | **ends the exchange**   |
+//! | right ID, other question        | **taken** (ID only)     | **taken**                | **ends the exchange**   |
+//! | under 12 bytes (13 for musl)    | **ends the try**        | **ends the exchange**    | **ends the exchange**   |
+//! | unparseable, right ID           | taken (no records)      | taken (no records)       | **ends the exchange**   |
+//!
+//! What ends an exchange or is dropped is counted like a dropped datagram.
 
 use std::net::SocketAddr;
 
@@ -187,6 +198,57 @@ pub(super) fn musl(
         .position(|q| q.id == header.id)
         .ok_or(Discard::IdMismatch)?;
     Ok((index, message::parse(bytes).unwrap_or(header)))
+}
+
+/// What a resolver makes of one message read on its TCP connection.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum OnStream {
+    /// The reply to the query.
+    Reply(Reply),
+    /// Dropped: the resolver reads the next message (glibc, a wrong ID).
+    Dropped(Discard),
+    /// The exchange ends without a reply, the message counted for this reason.
+    Ends(Discard),
+}
+
+/// glibc's `send_vc`: a message under a header's 12 bytes ends the try; one with another ID
+/// is dropped and the next read ("the server has got itself confused"); a right ID is the
+/// reply whatever its question, since `send_vc` compares IDs only.
+pub(super) fn glibc_tcp(bytes: &[u8], query: &Outgoing) -> OnStream {
+    const HEADER: usize = 12;
+    if bytes.len() < HEADER {
+        return OnStream::Ends(Discard::Malformed);
+    }
+    if message::id_of(bytes) != Some(query.id) {
+        return OnStream::Dropped(Discard::IdMismatch);
+    }
+    match message::parse(bytes).or_else(|| Reply::from_header(bytes)) {
+        Some(reply) => OnStream::Reply(reply),
+        None => OnStream::Ends(Discard::Malformed),
+    }
+}
+
+/// Go's `dnsStreamRoundTrip`: the first message is the reply if [`go`] would take it as a
+/// datagram; anything else fails the exchange (`errInvalidDNSResponse`), and Go moves on to
+/// the next server.
+pub(super) fn go_tcp(bytes: &[u8], query: &Outgoing) -> OnStream {
+    match go(bytes, query) {
+        Ok(reply) => OnStream::Reply(reply),
+        Err(reason) => OnStream::Ends(reason),
+    }
+}
+
+/// musl's TCP fallback: one connection per query, and its first message of 13 bytes or more
+/// is the reply, with no check of ID or question; a shorter one ends the exchange.
+pub(super) fn musl_tcp(bytes: &[u8]) -> OnStream {
+    const SHORTEST: usize = 13;
+    if bytes.len() < SHORTEST {
+        return OnStream::Ends(Discard::Malformed);
+    }
+    match message::parse(bytes).or_else(|| Reply::from_header(bytes)) {
+        Some(reply) => OnStream::Reply(reply),
+        None => OnStream::Ends(Discard::Malformed),
+    }
 }
 
 #[cfg(test)]

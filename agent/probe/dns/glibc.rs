@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};
 
+use super::accept;
+use super::log::Log;
 use super::message::{self, Outgoing, Reply};
 use super::pair::{End, parallel_pair, reopen, sequential_pair};
 use super::plan::StepResult;
@@ -167,7 +169,11 @@ async fn tcp_try<W: Wire>(
             ctx.log.not_sent(index);
             break;
         }
-        match read_reply(&mut conn, query, until).await {
+        match read_reply(&mut conn, until, &mut ctx.log, |b| {
+            accept::glibc_tcp(b, query)
+        })
+        .await
+        {
             Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => {
                 replies.push(reply)
             }
@@ -185,16 +191,23 @@ async fn tcp_try<W: Wire>(
     }
 }
 
-/// Reads messages until the one answering `query` arrives, or `until`.
+/// Reads messages until `accept` takes one as the reply or ends the exchange, or until
+/// `until`. What it drops or ends on is counted in `log`.
 pub(super) async fn read_reply<S: Stream>(
     conn: &mut S,
-    query: &Outgoing,
     until: Instant,
+    log: &mut Log,
+    mut accept: impl FnMut(&[u8]) -> accept::OnStream,
 ) -> Option<Reply> {
     loop {
         let bytes = timeout_at(until, conn.recv()).await.ok()?.ok()?;
-        if let Some(reply) = message::parse(&bytes).filter(|r| r.matches(query)) {
-            return Some(reply);
+        match accept(&bytes) {
+            accept::OnStream::Reply(reply) => return Some(reply),
+            accept::OnStream::Dropped(reason) => log.discard(reason),
+            accept::OnStream::Ends(reason) => {
+                log.discard(reason);
+                return None;
+            }
         }
     }
 }

@@ -34,6 +34,8 @@ enum Failure {
     Timeout,
     PortClosed,
     Status(QueryStatus),
+    /// A message over TCP that is not the reply (`errInvalidDNSResponse`).
+    Invalid,
 }
 
 /// What one query type's tries need, shared read-only between the parallel types.
@@ -201,7 +203,14 @@ async fn over_tcp<W: Wire>(
         log.not_sent(index);
         return Err(Failure::PortClosed);
     }
-    match super::glibc::read_reply(&mut conn, query, until).await {
+    let mut invalid = false;
+    let reply = super::glibc::read_reply(&mut conn, until, log, |bytes| {
+        let taken = accept::go_tcp(bytes, query);
+        invalid = matches!(taken, accept::OnStream::Ends(_));
+        taken
+    })
+    .await;
+    match reply {
         Some(reply) if !reply.truncated => {
             log.answered(&reply, server, Transport::Tcp);
             Ok(reply)
@@ -212,7 +221,11 @@ async fn over_tcp<W: Wire>(
         }
         None => {
             log.close(index, QueryStatus::Timeout);
-            Err(Failure::Timeout)
+            Err(if invalid {
+                Failure::Invalid
+            } else {
+                Failure::Timeout
+            })
         }
     }
 }
@@ -248,6 +261,7 @@ fn result(outcomes: &[Outcome]) -> Step {
             status: Some(QueryStatus::ServFail),
             ..Step::of(StepResult::ServFail)
         },
+        Outcome::Failed(Failure::Invalid) => Step::of(StepResult::Error),
         Outcome::Failed(Failure::Status(s)) => Step {
             status: Some(*s),
             ..Step::of(StepResult::Error)

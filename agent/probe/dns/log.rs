@@ -90,11 +90,18 @@ impl Log {
             let (q, p) = (&self.queries[i], &self.pending[i]);
             p.open && p.id == reply.id && q.server == server && q.transport == transport
         })?;
-        self.close(index, reply.status);
-        let query = &mut self.queries[index];
-        query.answers = reply.answers;
-        query.truncated = reply.truncated;
+        self.answered_at(index, reply);
         Some(index)
+    }
+
+    /// Attributes `reply` to the query at `index` whatever its ID: musl's TCP connection
+    /// carries one query, and musl takes its first message without looking at the ID.
+    pub(super) fn answered_at(&mut self, index: usize, reply: &Reply) {
+        self.close(index, reply.status);
+        if let Some(query) = self.queries.get_mut(index) {
+            query.answers = reply.answers;
+            query.truncated = reply.truncated;
+        }
     }
 
     /// Marks a query recorded by [`Log::sent`] as never sent: its send failed.

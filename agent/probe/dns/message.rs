@@ -64,11 +64,6 @@ impl Reply {
         })
     }
 
-    /// Whether this is the response to `out`: QR set, same ID and same question.
-    pub fn matches(&self, out: &Outgoing) -> bool {
-        self.response && self.id == out.id && self.asks(out)
-    }
-
     /// A reply read from its header alone, as musl reads one it cannot parse further: ID,
     /// flags and rcode from the first four bytes, no records. `None` under four bytes.
     pub fn from_header(bytes: &[u8]) -> Option<Reply> {
@@ -203,7 +198,6 @@ mod tests {
         let echo = parse(&out.bytes).unwrap();
         assert!(!echo.response);
         assert!(echo.asks(&out));
-        assert!(!echo.matches(&out));
     }
 
     #[test]

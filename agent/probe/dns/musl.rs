@@ -205,10 +205,13 @@ async fn over_tcp<W: Wire>(
         ctx.log.not_sent(index);
         return None;
     }
-    let reply = super::glibc::read_reply(&mut conn, query, end).await;
+    let reply = super::glibc::read_reply(&mut conn, end, &mut ctx.log, accept::musl_tcp).await;
     match reply {
-        Some(reply) if ctx.log.answered(&reply, server, Transport::Tcp).is_some() => Some(reply),
-        _ => {
+        Some(reply) => {
+            ctx.log.answered_at(index, &reply);
+            Some(reply)
+        }
+        None => {
             ctx.log.close(index, QueryStatus::Timeout);
             None
         }
