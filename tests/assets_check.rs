@@ -3,7 +3,8 @@
 //! through the scripts in tests/assets/, and the dashboards' structure here.
 //!
 //! Needs `promtool` (Debian package `prometheus`), `kubectl`, `python3` and the Python
-//! packages pyyaml, jsonschema, kubernetes-validate and cloudcoil.models.prometheus_operator.
+//! packages pyyaml, jsonschema, kubernetes-validate, cloudcoil.models.prometheus_operator,
+//! grafana-foundation-sdk and mypy.
 //! A missing one fails the test with what to install; tests/run installs them all.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,10 +38,26 @@ const INSTALL: &[(&str, &str)] = &[
 
 /// The Python packages the scripts import, as `pip install` takes them.
 const PIP: &str = "python3 -m pip install pyyaml jsonschema kubernetes-validate==1.37.0 \
-                   cloudcoil==0.6.0 cloudcoil.models.prometheus_operator==0.80.1.0";
+                   cloudcoil==0.6.0 cloudcoil.models.prometheus_operator==0.80.1.0 \
+                   'grafana-foundation-sdk==1769699998!10.1.0' mypy==2.4.1";
 
-/// The variables every dashboard offers, besides `datasource`.
-const DASHBOARD_VARIABLES: [&str; 4] = ["cluster", "namespace", "service", "node"];
+/// The label variables of each dashboard, besides `datasource`: those its panels filter by.
+const DASHBOARD_VARIABLES: [(&str, &[&str]); 5] = [
+    ("hopwatch-agent.json", &["cluster", "node"]),
+    ("hopwatch-dns.json", &["cluster", "namespace", "node"]),
+    (
+        "hopwatch-endpoints.json",
+        &["cluster", "namespace", "service", "node"],
+    ),
+    (
+        "hopwatch-nodes.json",
+        &["cluster", "namespace", "service", "node"],
+    ),
+    (
+        "hopwatch-request-path.json",
+        &["cluster", "namespace", "service", "node"],
+    ),
+];
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -250,6 +267,29 @@ fn dashboards_are_generated_by_their_script() {
     assert_success("dashboards/generate.py --check", &out);
 }
 
+/// The generator is type-checked against the foundation SDK's types (its `py.typed` models of
+/// Grafana's schema): a panel option of the wrong kind, or an enum value Grafana does not
+/// have, fails here.
+#[test]
+fn the_dashboard_generator_type_checks_against_grafanas_schema() {
+    let cache = TempDir::new("mypy");
+    let cache = cache.path().to_string_lossy();
+    let args = [
+        "-m",
+        "mypy",
+        "--strict",
+        "--cache-dir",
+        &cache,
+        "dashboards/generate.py",
+    ];
+    let out = run("python3", &args);
+    assert!(
+        !text(&out).contains("No module named mypy"),
+        "mypy is missing; Python packages: {PIP}"
+    );
+    assert_success("mypy --strict dashboards/generate.py", &out);
+}
+
 fn dashboards() -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(repo().join("dashboards")).unwrap() {
@@ -291,19 +331,69 @@ fn there_are_five_dashboards_with_distinct_uids() {
 
 #[test]
 fn every_dashboard_has_the_datasource_and_label_variables() {
-    for (name, board) in dashboards() {
+    let boards = dashboards();
+    assert_eq!(boards.len(), DASHBOARD_VARIABLES.len());
+    for (name, expected) in DASHBOARD_VARIABLES {
+        let board = &boards[name];
         assert_eq!(board["schemaVersion"], 39, "{name}");
         let vars = board["templating"]["list"].as_array().unwrap();
+        let names: Vec<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names[0], "datasource", "{name}: variables {names:?}");
+        assert_eq!(names[1..], *expected, "{name}: variables");
         let by_name = |n: &str| vars.iter().find(|v| v["name"] == n);
         let ds = by_name("datasource").unwrap_or_else(|| panic!("{name}: no `datasource`"));
         assert_eq!(ds["type"], "datasource", "{name}");
         assert_eq!(ds["query"], "prometheus", "{name}");
-        for var in DASHBOARD_VARIABLES {
+        for &var in expected {
             let v = by_name(var).unwrap_or_else(|| panic!("{name}: no variable `{var}`"));
             assert_eq!(v["type"], "query", "{name}: {var}");
             assert_eq!(v["datasource"]["uid"], "${datasource}", "{name}: {var}");
             assert_eq!(v["allValue"], ".*", "{name}: {var}");
         }
+    }
+}
+
+#[test]
+fn every_dashboard_variable_filters_some_panel_query() {
+    let files: Vec<String> = dashboards()
+        .keys()
+        .map(|name| format!("dashboards/{name}"))
+        .collect();
+    let mut args = vec!["dashboards/generate.py", "--lint"];
+    args.extend(files.iter().map(String::as_str));
+    assert_success("dashboards/generate.py --lint", &run("python3", &args));
+}
+
+#[test]
+fn the_dashboard_lint_rejects_a_variable_no_panel_uses() {
+    let dir = TempDir::new("dashboards");
+    let var = |name: &str| serde_json::json!({"type": "query", "name": name});
+    let board = serde_json::json!({
+        "templating": {"list": [var("datasource"), var("cluster"), var("node"), var("pod")]},
+        "panels": [
+            {"type": "row", "title": "r", "panels": [
+                {"title": "nested", "datasource": {"uid": "${datasource}"},
+                 "targets": [{"expr": "up{cluster=~\"${cluster:regex}\"}"}]}
+            ]},
+            {"title": "flat", "targets": [{"expr": "up{instance=~\"$node_ip\"}"}]}
+        ]
+    });
+    let path = dir.file("board.json", &board.to_string());
+    let out = run(
+        "python3",
+        &["dashboards/generate.py", "--lint", &path.to_string_lossy()],
+    );
+    assert_rejected(
+        "generate.py --lint on unused variables",
+        &out,
+        &[
+            "board.json: variable `node` is used by no panel query",
+            "board.json: variable `pod` is used by no panel query",
+        ],
+    );
+    let out = text(&out);
+    for used in ["`datasource`", "`cluster`"] {
+        assert!(!out.contains(used), "{used} is used:\n{out}");
     }
 }
 
@@ -382,6 +472,187 @@ fn the_request_path_dashboard_shows_the_hops_in_request_order() {
     );
     let all = board.to_string();
     assert!(all.contains("hopwatch_path_status"), "no verdict table");
+    for record in [
+        "hopwatch:slo_objective:ratio",
+        "cluster_hop:hopwatch_probes:error_ratio_rate1h",
+        "cluster_hop:hopwatch_probe_failures:rate5m",
+    ] {
+        assert!(all.contains(record), "no SLO panel reads `{record}`");
+    }
+}
+
+/// The SLO panels' queries, in a real promtool with the rules of alerts/ loaded: a Service hop
+/// failing 2 probes in 1000, against its 99.9 % objective, burns its budget twice as fast as
+/// it lasts 30 days, and has spent it all over the last 4 hours (the whole 30-day window here).
+#[test]
+fn the_slo_panels_compute_the_budget_the_rules_define() {
+    let boards = dashboards();
+    let board = &boards["hopwatch-request-path.json"];
+    let expr = |title: &str, ref_id: &str| -> String {
+        let panel = board["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"));
+        let target = panel["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["refId"] == ref_id)
+            .unwrap_or_else(|| panic!("{title}: no query {ref_id}"));
+        let expr = target["expr"].as_str().unwrap().replace("$cluster", ".*");
+        assert!(
+            !expr.contains('$'),
+            "{title} {ref_id}: a variable left: {expr}"
+        );
+        // Rounded: the rates' floating point is not the point.
+        format!("round(({expr}), 0.001)")
+    };
+    let service = r#"{hop="service"}"#;
+    let in_cluster = r#"{cluster="c", hop="service"}"#;
+    let budget = "Error budget, last 30 days";
+    let burn = "Error budget burn rate";
+    let sli = "Success ratio by hop against its objective";
+    let objectives: Vec<Value> = [
+        ("dns", 0.999),
+        ("ingress", 0.995),
+        ("loadbalancer", 0.995),
+        ("pod", 0.999),
+        ("service", 0.999),
+    ]
+    .iter()
+    .map(|(hop, v)| serde_json::json!({"labels": format!("{{hop=\"{hop}\"}}"), "value": v}))
+    .collect();
+    let cases = [
+        (expr(budget, "A"), objectives.clone()),
+        (
+            expr(budget, "B"),
+            vec![serde_json::json!({"labels": service, "value": 0.998})],
+        ),
+        (
+            expr(budget, "C"),
+            vec![serde_json::json!({"labels": service, "value": -1})],
+        ),
+        (
+            expr(sli, "A"),
+            vec![serde_json::json!({"labels": in_cluster, "value": 0.998})],
+        ),
+        (expr(sli, "B"), objectives),
+        (
+            expr(burn, "A"),
+            vec![serde_json::json!({"labels": in_cluster, "value": 2})],
+        ),
+        (
+            expr(burn, "B"),
+            vec![serde_json::json!({"labels": in_cluster, "value": 2})],
+        ),
+    ];
+    let probes = |result: &str, per_minute: u32| {
+        serde_json::json!({
+            "series": format!(
+                "hopwatch_probes_total{{hop=\"service\", result=\"{result}\", \
+                 target=\"shop/cart:80\", namespace=\"shop\", cluster=\"c\", node=\"n\"}}"
+            ),
+            "values": format!("0+{per_minute}x300"),
+        })
+    };
+    let test = serde_json::json!({
+        "rule_files": [repo().join("alerts/hopwatch.rules.yaml")],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [probes("success", 998), probes("connect_refused", 2)],
+            "promql_expr_test": cases.iter().map(|(expr, samples)| serde_json::json!({
+                "expr": expr, "eval_time": "4h", "exp_samples": samples,
+            })).collect::<Vec<_>>(),
+        }],
+    });
+    let dir = TempDir::new("slo-panels");
+    // JSON is YAML: promtool reads it as is.
+    let path = dir.file("slo.yaml", &test.to_string());
+    let out = run("promtool", &["test", "rules", &path.to_string_lossy()]);
+    assert_success("promtool test rules on the SLO panels' queries", &out);
+    assert!(text(&out).contains("SUCCESS"), "{}", text(&out));
+}
+
+/// The data links of every panel: (dashboard, panel title, link).
+fn data_links() -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (name, panel) in panels() {
+        let title = panel["title"].as_str().unwrap_or_default().to_owned();
+        for link in panel["fieldConfig"]["defaults"]["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            out.push((name.clone(), title.clone(), link.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn data_links_open_a_dashboard_with_its_own_variables() {
+    let boards = dashboards();
+    let by_uid: BTreeMap<&str, &Value> = boards
+        .values()
+        .map(|b| (b["uid"].as_str().unwrap(), b))
+        .collect();
+    let links = data_links();
+    assert!(!links.is_empty(), "no data link in any dashboard");
+    for (name, title, link) in &links {
+        let url = link["url"].as_str().unwrap();
+        let rest = url
+            .strip_prefix("/d/")
+            .unwrap_or_else(|| panic!("{name}: {title}: not a dashboard link: {url}"));
+        let uid = rest.split('/').next().unwrap();
+        let target = by_uid
+            .get(uid)
+            .unwrap_or_else(|| panic!("{name}: {title}: no dashboard `{uid}`: {url}"));
+        let vars: BTreeSet<&str> = target["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        for param in query.split('&') {
+            // `var-NAME=...`, or `${NAME:queryparam}`, which Grafana writes as `var-NAME=...`.
+            let var = param
+                .strip_prefix("var-")
+                .and_then(|p| p.split('=').next())
+                .or_else(|| {
+                    param
+                        .strip_prefix("${")
+                        .and_then(|p| p.strip_suffix(":queryparam}"))
+                });
+            if let Some(var) = var {
+                assert!(
+                    vars.contains(var),
+                    "{name}: {title}: `{uid}` has no variable `{var}`: {url}"
+                );
+            }
+        }
+    }
+    let broken = links
+        .iter()
+        .find(|(name, title, _)| name == "hopwatch-request-path.json" && title == "Broken paths")
+        .map(|(_, _, link)| link["url"].as_str().unwrap())
+        .expect("the Broken paths table links to the Endpoints dashboard");
+    for part in [
+        "/d/hopwatch-endpoints/",
+        "${datasource:queryparam}",
+        "${cluster:queryparam}",
+        "var-namespace=${__data.fields.namespace}",
+        "var-service=${__data.fields.service}",
+        "${__url_time_range}",
+    ] {
+        assert!(
+            broken.contains(part),
+            "Broken paths link without `{part}`: {broken}"
+        );
+    }
 }
 
 // Deploy --------------------------------------------------------------------------------
