@@ -50,11 +50,17 @@ Refuses values that would install something broken, each with what to change.
 {{- if and .Values.namespace.create (eq (include "hopwatch.namespace" .) .Release.Namespace) -}}
 {{- fail (printf "namespace.create: the chart cannot create the release namespace %q (Helm stores the release there before it creates anything): install the release into another namespace (e.g. -n default), or create %q yourself and set namespace.create=false" .Release.Namespace .Release.Namespace) -}}
 {{- end -}}
-{{- if and .Values.canary.enabled (not (contains $canary $config)) -}}
-{{- fail (printf "canary.enabled: the config does not name the canary Service %s (canary.service, kubernetes.services.always): add it, or set canary.enabled=false" $canary) -}}
+{{- $parsed := fromYaml $config -}}
+{{- if hasKey $parsed "Error" -}}
+{{- fail (printf "config: not a YAML mapping: %s" (get $parsed "Error")) -}}
 {{- end -}}
-{{- if and (not .Values.canary.enabled) (contains "/hopwatch-canary" $config) -}}
-{{- fail "canary.enabled is false, yet the config names the canary Service: remove canary.service and .../hopwatch-canary from kubernetes.services.always, or every cause would be `unknown`" -}}
+{{- $service := dig "canary" "service" "" $parsed -}}
+{{- $always := dig "kubernetes" "services" "always" list $parsed -}}
+{{- if and .Values.canary.enabled (or (ne $service $canary) (not (has $canary $always))) -}}
+{{- fail (printf "canary.enabled: the config must name the canary Service %s as canary.service and in kubernetes.services.always (it has %q and %v): add it, or set canary.enabled=false" $canary $service $always) -}}
+{{- end -}}
+{{- if and (not .Values.canary.enabled) (or (eq $service $canary) (has $canary $always)) -}}
+{{- fail (printf "canary.enabled is false, yet the config names the canary Service %s: remove canary.service and %s from kubernetes.services.always, or every cause would be `unknown`" $canary $canary) -}}
 {{- end -}}
 {{- if and .Values.canary.ingress.enabled (not .Values.canary.enabled) -}}
 {{- fail "canary.ingress.enabled needs canary.enabled: the Ingress routes to the canary Service" -}}
