@@ -686,7 +686,12 @@ fn schema_validation_rejects_unknown_and_invalid_fields() {
          intervall: 15s\n      relabelings: [{action: bogus}]\n\
          ---\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: x}\n\
          spec:\n  groups:\n    - name: g\n      rules:\n        - alert: A\n          \
-         expr: vector(1)\n          severity: critical\n",
+         expr: vector(1)\n          severity: critical\n\
+         ---\napiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata: {name: x}\n\
+         spec:\n  selector: {matchLabels: {a: b}}\n  podMetricsEndpoints:\n    - port: metrics\n      \
+         scrapeIntervall: 15s\n\
+         ---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\n\
+         spec:\n  podSelector: {}\n  policyTypes: [Ingress]\n  ingress:\n    - form: []\n",
     );
     let out = run(
         "python3",
@@ -704,6 +709,8 @@ fn schema_validation_rejects_unknown_and_invalid_fields() {
             "ServiceMonitor/x: spec.endpoints.0: Additional properties are not allowed ('intervall'",
             "ServiceMonitor/x: spec.endpoints.0.relabelings.0.action: 'bogus' is not one of",
             "PrometheusRule/x: spec.groups.0.rules.0: Additional properties are not allowed ('severity'",
+            "PodMonitor/x: spec.podMetricsEndpoints.0: Additional properties are not allowed ('scrapeIntervall'",
+            "NetworkPolicy/x: spec.ingress.0: Additional properties are not allowed ('form'",
         ],
     );
 }

@@ -13,12 +13,19 @@ mod expo;
 #[path = "lab/harness.rs"]
 mod harness;
 
+#[path = "support/chart.rs"]
+mod chart_support;
+#[path = "support/tempdir.rs"]
+mod tempdir;
+
 #[path = "lab/alerts.rs"]
 mod alerts;
 #[path = "lab/alerts_clock.rs"]
 mod alerts_clock;
 #[path = "lab/canary.rs"]
 mod canary;
+#[path = "lab/chart.rs"]
+mod chart;
 #[path = "lab/coredns.rs"]
 mod coredns;
 #[path = "lab/dashboards.rs"]

@@ -11,11 +11,14 @@
    security and probes, a valid agent config (`hopwatch check-config`), a Service and a
    ServiceMonitor that find the agents and attach `node`, the canary Service (and the
    optional canary Ingress) in front of the agents' canary port and named in the config, the
-   rules and dashboards as they are in alerts/ and dashboards/, and an image tagged with the
-   crate's version.
+   rules and dashboards as they are in alerts/ and dashboards/, a NetworkPolicy letting only
+   the monitoring namespace reach the metrics port (the canary port open, egress open), and an
+   image tagged with the crate's version.
 
-    check_deploy.py --hopwatch PATH          # all of it; PATH is the hopwatch binary
-    check_deploy.py --validate-only FILE     # step 2 only, on the objects of FILE
+    check_deploy.py --hopwatch PATH                  # all of it; PATH is the hopwatch binary
+    check_deploy.py --hopwatch PATH --rendered FILE  # steps 2 and 3 on the objects of FILE
+                                                     # (the Helm chart's, tests/chart.rs)
+    check_deploy.py --validate-only FILE             # step 2 only, on the objects of FILE
 
 Exits 1 listing every problem, 3 when kubectl or a Python package is missing (the message
 says which).
@@ -68,7 +71,10 @@ MAX_OBJECT_BYTES = 262144
 # The canary (deploy/canary/): its Service, on by default, and its optional Ingress.
 CANARY = "hopwatch-canary"
 CANARY_INGRESS = ROOT / "deploy" / "canary" / "ingress" / "ingress.yaml"
-CRD_MODELS = {"ServiceMonitor": "ServiceMonitor", "PrometheusRule": "PrometheusRule"}
+CRD_MODELS = {"ServiceMonitor": "ServiceMonitor", "PodMonitor": "PodMonitor",
+              "PrometheusRule": "PrometheusRule"}
+# The namespace Prometheus scrapes from, the only one deploy/networkpolicy.yaml lets in.
+MONITORING = "monitoring"
 
 
 class Problems(list):
@@ -334,8 +340,10 @@ def check_config(objects, ds, hopwatch: Path, problems: Problems):
 
 
 def check_service_and_monitor(objects, ds, config, problems: Problems):
+    """The headless Service finds the agents, and one ServiceMonitor (through that Service) or
+    one PodMonitor (straight to the pods) scrapes them, attaching `node` and dropping the
+    target's own `namespace` and `service`."""
     svc = one(objects, "Service", problems, "hopwatch")
-    sm = one(objects, "ServiceMonitor", problems)
     if not (svc and ds):
         return
     pod_labels = ds["spec"]["template"]["metadata"]["labels"]
@@ -346,16 +354,28 @@ def check_service_and_monitor(objects, ds, config, problems: Problems):
         "annotation", "hopwatch.io/probe")
     if svc["metadata"].get("annotations", {}).get(annotation) != "false":
         problems.add(name_of(svc), f"needs {annotation}: \"false\" (the agents must not probe it)")
-    if not sm:
+    monitors = by_kind(objects, "ServiceMonitor") + by_kind(objects, "PodMonitor")
+    if len(monitors) != 1:
+        problems.add("deploy", f"expected one ServiceMonitor or PodMonitor, found "
+                               f"{[name_of(m) for m in monitors]}")
         return
-    labels = svc["metadata"].get("labels", {})
+    sm = monitors[0]
+    if sm["kind"] == "ServiceMonitor":
+        labels, endpoints = svc["metadata"].get("labels", {}), sm["spec"].get("endpoints", [])
+        ports = {p.get("name") for p in svc["spec"].get("ports", [])}
+        target = "the Service"
+    else:
+        labels, endpoints = pod_labels, sm["spec"].get("podMetricsEndpoints", [])
+        ports = {p.get("name") for p in ds["spec"]["template"]["spec"]["containers"][0].get("ports", [])}
+        target = "the agents' pods"
     match = sm["spec"]["selector"].get("matchLabels", {})
     if not match or any(labels.get(k) != v for k, v in match.items()):
-        problems.add(name_of(sm), "its selector does not match the Service's labels")
-    ports = {p.get("name") for p in svc["spec"].get("ports", [])}
-    for ep in sm["spec"].get("endpoints", []):
+        problems.add(name_of(sm), f"its selector does not match {target}")
+    if not endpoints:
+        problems.add(name_of(sm), "scrapes no endpoint")
+    for ep in endpoints:
         if ep.get("port") not in ports:
-            problems.add(name_of(sm), f"endpoint port {ep.get('port')!r} is not a port of the Service")
+            problems.add(name_of(sm), f"endpoint port {ep.get('port')!r} is not a port of {target}")
         relabel = ep.get("relabelings", [])
         if not any(r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"]
                    and r.get("targetLabel") == "node" for r in relabel):
@@ -426,6 +446,42 @@ def check_canary_ingress(svc, problems: Problems):
                     problems.add(name_of(ing), f"path {path.get('path')!r} must route to a port of {CANARY}")
 
 
+def check_network_policy(objects, ds, problems: Problems):
+    """The agents' NetworkPolicy: Ingress only (egress stays open: the agents must reach what
+    they probe), the metrics port from the monitoring namespace only, the canary port from
+    anywhere, and nothing else."""
+    policy = one(objects, "NetworkPolicy", problems)
+    if not (policy and ds):
+        return
+    where, spec = name_of(policy), policy["spec"]
+    template = ds["spec"]["template"]
+    if not selects(spec.get("podSelector", {}).get("matchLabels", {}), template["metadata"]["labels"]):
+        problems.add(where, "its podSelector does not select the agents' pods")
+    if spec.get("policyTypes") != ["Ingress"] or "egress" in spec:
+        problems.add(where, "policyTypes must be [Ingress]: the agents' egress stays open")
+    ports = {p.get("name"): p["containerPort"] for p in template["spec"]["containers"][0].get("ports", [])}
+    opened = {}
+    for rule in spec.get("ingress", []):
+        for port in rule.get("ports", []):
+            number = ports.get(port.get("port")) if isinstance(port.get("port"), str) else port.get("port")
+            if number is None:
+                problems.add(where, f"port {port.get('port')!r} is not a port of the agents' container")
+            opened.setdefault(number, []).append(rule.get("from"))
+        if not rule.get("ports"):
+            problems.add(where, "a rule without ports opens every port")
+    metrics = opened.get(ports.get("metrics"), [])
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING}}}
+    if len(metrics) != 1 or not metrics[0] or any(
+            peer.get("namespaceSelector") != monitoring["namespaceSelector"] for peer in metrics[0]):
+        problems.add(where, f"the metrics port must be open to the {MONITORING} namespace only, "
+                            f"as namespaceSelector kubernetes.io/metadata.name={MONITORING}: {metrics}")
+    if "canary" in ports and opened.get(ports["canary"]) != [None]:
+        problems.add(where, "the canary port must be open to every source: every agent probes it")
+    others = set(opened) - {ports.get("metrics"), ports.get("canary")}
+    if others:
+        problems.add(where, f"opens ports {sorted(others)}, which are not the agents'")
+
+
 def check_rules_and_dashboards(objects, problems: Problems):
     rule = one(objects, "PrometheusRule", problems)
     source = yaml.safe_load((ROOT / "alerts" / "hopwatch.rules.yaml").read_text(encoding="utf-8"))
@@ -470,6 +526,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hopwatch", type=Path, help="the hopwatch binary, for check-config")
     ap.add_argument("--validate-only", type=Path, metavar="FILE")
+    ap.add_argument("--rendered", type=Path, metavar="FILE",
+                    help="check the objects of FILE instead of `kubectl kustomize deploy/`")
     args = ap.parse_args()
     if MISSING:
         print(f"missing Python packages: pip install {' '.join(MISSING)}", file=sys.stderr)
@@ -479,13 +537,16 @@ def main() -> int:
         objects = [o for o in yaml.safe_load_all(args.validate_only.read_text()) if o]
         version = validate_schemas(objects, problems)
     else:
-        if not shutil.which("kubectl"):
+        if not args.rendered and not shutil.which("kubectl"):
             print("kubectl not found: install it (it is not a Debian package; the Kubernetes "
                   "apt repository or a release binary)", file=sys.stderr)
             return 3
         if not args.hopwatch:
             ap.error("--hopwatch PATH is required")
-        objects = render(problems)
+        if args.rendered:
+            objects = [o for o in yaml.safe_load_all(args.rendered.read_text()) if o]
+        else:
+            objects = render(problems)
         version = validate_schemas(objects, problems)
         check_namespaces(objects, problems)
         check_rbac(objects, problems)
@@ -495,6 +556,7 @@ def main() -> int:
             config = check_config(objects, ds, args.hopwatch, problems)
             check_service_and_monitor(objects, ds, config, problems)
             check_canary(objects, ds, config, problems)
+            check_network_policy(objects, ds, problems)
             check_image(ds, problems)
         check_rules_and_dashboards(objects, problems)
     for p in problems:
