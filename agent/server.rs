@@ -1,36 +1,51 @@
-//! The HTTP server: `/metrics`, `/healthz` and `/readyz`, over HTTP/1.1.
+//! The HTTP server: `/metrics`, `/healthz` and `/readyz`, over HTTP/1.1, or HTTPS with a web
+//! config.
 //!
 //! However many scrapers there are, the exposition is rendered once at a time, off the
 //! runtime's thread, and a render finished less than [`REUSE`] ago is served again: the probes
 //! keep their schedule under a crowd of scrapers (tests/metrics_load.rs), and the CPU a crowd
-//! can take is bounded by one render per [`REUSE`].
+//! can take is bounded by one render per [`REUSE`]. The gzip form, for scrapers that ask for
+//! it, is made once per render too.
+//!
+//! The web config ([`crate::webconfig`]) puts TLS on every path and auth on `/metrics` only:
+//! `/healthz` and `/readyz` stay open to the kubelet's probes, and tell nothing about targets.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
+    VARY, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::{self, Metrics};
+use crate::webconfig::{self, WebConfig, WebConfigError};
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a rendered exposition is served again to the scrapes that follow it.
 pub const REUSE: Duration = Duration::from_millis(100);
+
+/// How often, at most, the web config and the files it names are read again to see a change.
+pub const WEB_RECHECK: Duration = Duration::from_secs(1);
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,35 +94,169 @@ impl Readiness {
     }
 }
 
+/// The web config in force, read again when it or a file it names (a certificate renewed by
+/// cert-manager, say) changes. A change that does not load is logged once and the config in
+/// force stays.
+pub struct Web {
+    path: Option<PathBuf>,
+    state: Mutex<WebState>,
+}
+
+struct WebState {
+    config: Arc<WebConfig>,
+    checked: Instant,
+    /// The error the file last gave, so that a file that stays broken is logged once.
+    error: Option<String>,
+}
+
+impl Web {
+    /// No web config: plain HTTP, no auth.
+    pub fn open() -> Web {
+        Web::with(None, WebConfig::default())
+    }
+
+    /// Loads the web config at `path`; a file that cannot be used fails the start.
+    pub fn load(path: &Path) -> Result<Web, WebConfigError> {
+        let config = webconfig::load(path)?;
+        warn_ignored(path, &config);
+        Ok(Web::with(Some(path.to_path_buf()), config))
+    }
+
+    fn with(path: Option<PathBuf>, config: WebConfig) -> Web {
+        let state = WebState {
+            config: Arc::new(config),
+            checked: Instant::now(),
+            error: None,
+        };
+        Web {
+            path,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Whether connections are served over TLS (as of now).
+    pub fn is_tls(&self) -> bool {
+        self.current().tls.is_some()
+    }
+
+    /// The config for the next connection. Config files are small and local: a blocking read
+    /// is shorter than a thread hop.
+    fn current(&self) -> Arc<WebConfig> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(path) = &self.path else {
+            return Arc::clone(&state.config);
+        };
+        if state.checked.elapsed() < WEB_RECHECK || !state.config.changed() {
+            return Arc::clone(&state.config);
+        }
+        state.checked = Instant::now();
+        match webconfig::load(path) {
+            Ok(config) => {
+                tracing::info!(file = %path.display(), "web config reloaded");
+                warn_ignored(path, &config);
+                state.config = Arc::new(config);
+                state.error = None;
+            }
+            Err(err) => {
+                let err = err.to_string();
+                if state.error.as_ref() != Some(&err) {
+                    tracing::error!("web config rejected, the previous one stays: {err}");
+                    state.error = Some(err);
+                }
+            }
+        }
+        Arc::clone(&state.config)
+    }
+}
+
+fn warn_ignored(path: &Path, config: &WebConfig) {
+    for warning in &config.warnings {
+        tracing::warn!(file = %path.display(), "{warning}");
+    }
+}
+
+/// The last exposition rendered, when, and its gzip form once a scraper asked for it.
+struct Rendered {
+    at: Instant,
+    plain: Bytes,
+    gzip: Option<Bytes>,
+}
+
 /// What the handlers read.
 struct State {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
-    /// The last exposition rendered, and when. Held across a render: the scrapes that arrive
-    /// meanwhile wait for it instead of rendering their own.
-    rendered: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+    web: Web,
+    /// The last exposition rendered. Held across a render: the scrapes that arrive meanwhile
+    /// wait for it instead of rendering their own.
+    rendered: tokio::sync::Mutex<Option<Rendered>>,
 }
 
 impl State {
-    /// The exposition, rendered on a blocking thread unless the last one is recent enough.
-    async fn exposition(&self) -> Option<Bytes> {
+    /// The exposition, gzipped if asked, rendered on a blocking thread unless the last one is
+    /// recent enough.
+    async fn exposition(&self, gzip: bool) -> Option<Bytes> {
         let mut last = self.rendered.lock().await;
-        if let Some((at, body)) = &*last
-            && at.elapsed() < REUSE
-        {
-            return Some(body.clone());
+        let fresh = last.as_ref().is_some_and(|r| r.at.elapsed() < REUSE);
+        if !fresh {
+            let metrics = Arc::clone(&self.metrics);
+            let plain = match tokio::task::spawn_blocking(move || metrics.encode()).await {
+                Ok(text) => Bytes::from(text),
+                Err(err) => {
+                    tracing::error!("rendering the exposition failed: {err}");
+                    return None;
+                }
+            };
+            *last = Some(Rendered {
+                at: Instant::now(),
+                plain,
+                gzip: None,
+            });
         }
-        let metrics = Arc::clone(&self.metrics);
-        let body = match tokio::task::spawn_blocking(move || metrics.encode()).await {
-            Ok(text) => Bytes::from(text),
-            Err(err) => {
-                tracing::error!("rendering the exposition failed: {err}");
-                return None;
+        let rendered = last.as_mut()?;
+        if !gzip {
+            return Some(rendered.plain.clone());
+        }
+        if rendered.gzip.is_none() {
+            let plain = rendered.plain.clone();
+            match tokio::task::spawn_blocking(move || compress(&plain)).await {
+                Ok(Ok(body)) => rendered.gzip = Some(body),
+                Ok(Err(err)) => tracing::error!("compressing the exposition failed: {err}"),
+                Err(err) => tracing::error!("compressing the exposition failed: {err}"),
             }
-        };
-        *last = Some((Instant::now(), body.clone()));
-        Some(body)
+        }
+        rendered.gzip.clone()
     }
+}
+
+/// gzip at the fastest level: an exposition is repetitive enough to shrink ~10x even so.
+fn compress(plain: &[u8]) -> io::Result<Bytes> {
+    let out = Vec::with_capacity(plain.len() / 8);
+    let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    encoder.write_all(plain)?;
+    Ok(Bytes::from(encoder.finish()?))
+}
+
+/// Whether `Accept-Encoding` accepts gzip (`gzip`, `x-gzip` or `*`, with a q-value above 0).
+fn wants_gzip(headers: &HeaderMap) -> bool {
+    let accepts = |item: &str| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let named = ["gzip", "x-gzip", "*"]
+            .iter()
+            .any(|c| coding.eq_ignore_ascii_case(c));
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().map_or(true, |q| q <= 0.0))
+        });
+        named && !refused
+    };
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(accepts)
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -123,6 +272,7 @@ impl Server {
         addr: SocketAddr,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
+        web: Web,
     ) -> Result<Server, ServerError> {
         let bind_error = |err: io::Error| ServerError::Bind {
             addr,
@@ -133,6 +283,7 @@ impl Server {
         let state = Arc::new(State {
             metrics,
             readiness,
+            web,
             rendered: tokio::sync::Mutex::new(None),
         });
         Ok(Server {
@@ -145,6 +296,15 @@ impl Server {
     /// The address actually bound (the port is known even when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `https` with a TLS web config, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.state.web.is_tls() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Serves until `shutdown` completes, then drops every open connection.
@@ -182,24 +342,60 @@ fn reason(err: &io::Error) -> String {
 }
 
 async fn serve_connection(stream: TcpStream, state: Arc<State>) {
+    let web = state.web.current();
+    let Some(tls) = web.tls.clone() else {
+        return serve_http(stream, state, web).await;
+    };
+    let handshake = TlsAcceptor::from(tls).accept(stream);
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => serve_http(stream, state, web).await,
+        Ok(Err(err)) => tracing::debug!("TLS handshake failed: {err}"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+async fn serve_http<S>(io: S, state: Arc<State>, web: Arc<WebConfig>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |request: Request<Incoming>| {
         let state = Arc::clone(&state);
+        let web = Arc::clone(&web);
         async move {
-            let response = respond(&state, request.method(), request.uri().path()).await;
+            let mut response = respond(&state, &web, &request).await;
+            for (name, value) in &web.headers {
+                response.headers_mut().insert(name, value.clone());
+            }
             Ok::<_, Infallible>(response)
         }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     if let Err(err) = connection.await {
         tracing::debug!("HTTP connection ended: {err}");
     }
 }
 
-/// The response to `method path`. Pure apart from reading metrics and readiness.
-async fn respond(state: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// Whether the request may read `/metrics`. The bcrypt check runs off the runtime's thread.
+async fn authorized<B>(web: &Arc<WebConfig>, request: &Request<B>) -> bool {
+    if web.auth.is_open() {
+        return true;
+    }
+    let web = Arc::clone(web);
+    let authorization = request.headers().get(AUTHORIZATION).cloned();
+    let check = move || web.auth.allows(authorization.as_ref());
+    tokio::task::spawn_blocking(check).await.unwrap_or(false)
+}
+
+/// The response to a request. Pure apart from reading metrics, readiness and the auth cache.
+async fn respond<B>(
+    state: &State,
+    web: &Arc<WebConfig>,
+    request: &Request<B>,
+) -> Response<Full<Bytes>> {
+    let (method, path) = (request.method(), request.uri().path());
     let known = matches!(path, "/metrics" | "/healthz" | "/readyz");
     if !known {
         return text(StatusCode::NOT_FOUND, "not found\n".to_string());
@@ -216,16 +412,10 @@ async fn respond(state: &State, method: &Method, path: &str) -> Response<Full<By
     }
     match path {
         "/metrics" => {
-            let Some(body) = state.exposition().await else {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "rendering failed\n".into(),
-                );
-            };
-            let mut response = Response::new(Full::new(body));
-            let content_type = HeaderValue::from_static(metrics::CONTENT_TYPE);
-            response.headers_mut().insert(CONTENT_TYPE, content_type);
-            response
+            if !authorized(web, request).await {
+                return unauthorized(web);
+            }
+            metrics_response(state, wants_gzip(request.headers())).await
         }
         "/readyz" => match state.readiness.check() {
             Ok(()) => text(StatusCode::OK, "ok\n".to_string()),
@@ -236,6 +426,35 @@ async fn respond(state: &State, method: &Method, path: &str) -> Response<Full<By
         },
         _ => text(StatusCode::OK, "ok\n".to_string()),
     }
+}
+
+async fn metrics_response(state: &State, gzip: bool) -> Response<Full<Bytes>> {
+    let Some(body) = state.exposition(gzip).await else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rendering failed\n".into(),
+        );
+    };
+    let mut response = Response::new(Full::new(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// A 401 naming every scheme the web config accepts.
+fn unauthorized(web: &WebConfig) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::UNAUTHORIZED, "unauthorized\n".into());
+    for challenge in web.auth.challenges() {
+        response.headers_mut().append(WWW_AUTHENTICATE, challenge);
+    }
+    response
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -268,7 +487,9 @@ mod tests {
     async fn start(readiness: Arc<Readiness>) -> (SocketAddr, oneshot::Sender<()>) {
         let metrics = Arc::new(Metrics::new());
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = Server::bind(addr, metrics, readiness).await.unwrap();
+        let server = Server::bind(addr, metrics, readiness, Web::open())
+            .await
+            .unwrap();
         let addr = server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.serve(async move {
@@ -305,7 +526,7 @@ mod tests {
             head.contains("content-type: text/plain; version=0.0.4"),
             "{head}"
         );
-        assert!(body.contains("hopwatch_build_info{version=\""), "{body}");
+        assert!(body.contains("hopwatch_build_info{revision=\""), "{body}");
 
         assert_eq!(request(addr, "GET", "/healthz").await.2, "ok\n");
         let (status, _, body) = request(addr, "GET", "/readyz").await;
@@ -327,7 +548,7 @@ mod tests {
     async fn a_busy_port_is_a_clear_error() {
         let (addr, _stop) = start(Arc::new(Readiness::new())).await;
         let metrics = Arc::new(Metrics::new());
-        let err = Server::bind(addr, metrics, Arc::new(Readiness::new()))
+        let err = Server::bind(addr, metrics, Arc::new(Readiness::new()), Web::open())
             .await
             .err()
             .unwrap();
