@@ -23,8 +23,9 @@ use crate::probe::dns::{DnsCheck, Flavor, QueryTypes};
 use crate::probe::{Hop, Outcome, Target, TargetKey, result_label};
 use crate::reload::{ConfigFile, Reloader};
 use crate::schedule::{Scheduler, Sink};
-use crate::server::{Readiness, Server, ServerError, Web};
+use crate::server::{Readiness, Server, ServerError};
 use crate::verdict::{ServiceVerdict, Verdicts};
+use crate::webconfig::Web;
 
 /// The readiness condition met once the first configuration is applied.
 const CONFIG_APPLIED: &str = "config";

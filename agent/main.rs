@@ -24,7 +24,7 @@ use hopwatch::probe::dns::{
     self, Flavor, LookupOptions, LookupReport, QueryRecord, QueryStatus, QueryTypes, ResolvConf,
 };
 use hopwatch::probe::{http, result_label, tcp};
-use hopwatch::server::Web;
+use hopwatch::webconfig::Web;
 
 /// A lookup ran but did not resolve.
 const EXIT_NOT_RESOLVED: u8 = 1;

@@ -15,7 +15,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -36,16 +35,13 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::{self, Metrics};
-use crate::webconfig::{self, WebConfig, WebConfigError};
+use crate::webconfig::{Web, WebConfig};
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a rendered exposition is served again to the scrapes that follow it.
 pub const REUSE: Duration = Duration::from_millis(100);
-
-/// How often, at most, the web config and the files it names are read again to see a change.
-pub const WEB_RECHECK: Duration = Duration::from_secs(1);
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -91,87 +87,6 @@ impl Readiness {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, String>> {
         self.unmet.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The web config in force, read again when it or a file it names (a certificate renewed by
-/// cert-manager, say) changes. A change that does not load is logged once and the config in
-/// force stays.
-pub struct Web {
-    path: Option<PathBuf>,
-    state: Mutex<WebState>,
-}
-
-struct WebState {
-    config: Arc<WebConfig>,
-    checked: Instant,
-    /// The error the file last gave, so that a file that stays broken is logged once.
-    error: Option<String>,
-}
-
-impl Web {
-    /// No web config: plain HTTP, no auth.
-    pub fn open() -> Web {
-        Web::with(None, WebConfig::default())
-    }
-
-    /// Loads the web config at `path`; a file that cannot be used fails the start.
-    pub fn load(path: &Path) -> Result<Web, WebConfigError> {
-        let config = webconfig::load(path)?;
-        warn_ignored(path, &config);
-        Ok(Web::with(Some(path.to_path_buf()), config))
-    }
-
-    fn with(path: Option<PathBuf>, config: WebConfig) -> Web {
-        let state = WebState {
-            config: Arc::new(config),
-            checked: Instant::now(),
-            error: None,
-        };
-        Web {
-            path,
-            state: Mutex::new(state),
-        }
-    }
-
-    /// Whether connections are served over TLS (as of now).
-    pub fn is_tls(&self) -> bool {
-        self.current().tls.is_some()
-    }
-
-    /// The config for the next connection. Config files are small and local: a blocking read
-    /// is shorter than a thread hop.
-    fn current(&self) -> Arc<WebConfig> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(path) = &self.path else {
-            return Arc::clone(&state.config);
-        };
-        if state.checked.elapsed() < WEB_RECHECK || !state.config.changed() {
-            return Arc::clone(&state.config);
-        }
-        state.checked = Instant::now();
-        match webconfig::load(path) {
-            Ok(config) => {
-                tracing::info!(file = %path.display(), "web config reloaded");
-                warn_ignored(path, &config);
-                state.config = Arc::new(config);
-                state.error = None;
-            }
-            Err(err) => {
-                let err = err.to_string();
-                if state.error.as_ref() != Some(&err) {
-                    tracing::error!("web config rejected, the previous one stays: {err}");
-                    state.error = Some(err);
-                }
-            }
-        }
-        Arc::clone(&state.config)
-    }
-}
-
-fn warn_ignored(path: &Path, config: &WebConfig) {
-    for warning in &config.warnings {
-        tracing::warn!(file = %path.display(), "{warning}");
     }
 }
 
@@ -542,6 +457,40 @@ mod tests {
         let (status, head, _) = request(addr, "POST", "/metrics").await;
         assert_eq!(status, 405);
         assert!(head.contains("allow: get, head"), "{head}");
+    }
+
+    #[test]
+    fn gzip_only_when_accepted() {
+        let accepts = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+            wants_gzip(&headers)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("br, GZIP;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.0, br"));
+        assert!(!accepts("gzipped"));
+        assert!(!wants_gzip(&HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_gzipped_when_asked() {
+        let (addr, _stop) = start(Arc::new(Readiness::new())).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let head = "GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..at]).to_lowercase();
+        assert!(head.contains("content-encoding: gzip"), "{head}");
+        let mut text = String::new();
+        let mut decoder = flate2::read::GzDecoder::new(&raw[at + 4..]);
+        std::io::Read::read_to_string(&mut decoder, &mut text).unwrap();
+        assert!(text.contains("# TYPE hopwatch_build_info gauge"), "{text}");
     }
 
     #[tokio::test]

@@ -12,17 +12,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderName, HeaderValue};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::ServerConfig;
 use serde_json::{Map, Value};
 
 use crate::auth::Auth;
+
+mod tls;
 
 /// A web config that cannot be used: the file, the field (`tls_server_config.cert_file`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +65,90 @@ impl WebConfig {
         self.sources
             .iter()
             .any(|(path, seen)| std::fs::read(path).ok().as_ref() != Some(seen))
+    }
+}
+
+/// How often, at most, the web config and the files it names are read again to see a change.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// The web config in force, read again when it or a file it names (a certificate renewed by
+/// cert-manager, say) changes. A change that does not load is logged once and the config in
+/// force stays.
+pub struct Web {
+    path: Option<PathBuf>,
+    state: Mutex<WebState>,
+}
+
+struct WebState {
+    config: Arc<WebConfig>,
+    checked: Instant,
+    /// The error the file last gave, so that a file that stays broken is logged once.
+    error: Option<String>,
+}
+
+impl Web {
+    /// No web config: plain HTTP, no auth.
+    pub fn open() -> Web {
+        Web::with(None, WebConfig::default())
+    }
+
+    /// Loads the web config at `path`; a file that cannot be used fails the start.
+    pub fn load(path: &Path) -> Result<Web, WebConfigError> {
+        let config = load(path)?;
+        warn_ignored(path, &config);
+        Ok(Web::with(Some(path.to_path_buf()), config))
+    }
+
+    fn with(path: Option<PathBuf>, config: WebConfig) -> Web {
+        let state = WebState {
+            config: Arc::new(config),
+            checked: Instant::now(),
+            error: None,
+        };
+        Web {
+            path,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Whether connections are served over TLS (as of now).
+    pub fn is_tls(&self) -> bool {
+        self.current().tls.is_some()
+    }
+
+    /// The config for the next connection. Config files are small and local: a blocking read
+    /// is shorter than a thread hop.
+    pub fn current(&self) -> Arc<WebConfig> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(path) = &self.path else {
+            return Arc::clone(&state.config);
+        };
+        if state.checked.elapsed() < RECHECK || !state.config.changed() {
+            return Arc::clone(&state.config);
+        }
+        state.checked = Instant::now();
+        match load(path) {
+            Ok(config) => {
+                tracing::info!(file = %path.display(), "web config reloaded");
+                warn_ignored(path, &config);
+                state.config = Arc::new(config);
+                state.error = None;
+            }
+            Err(err) => {
+                let err = err.to_string();
+                if state.error.as_ref() != Some(&err) {
+                    tracing::error!("web config rejected, the previous one stays: {err}");
+                    state.error = Some(err);
+                }
+            }
+        }
+        Arc::clone(&state.config)
+    }
+}
+
+fn warn_ignored(path: &Path, config: &WebConfig) {
+    for warning in &config.warnings {
+        tracing::warn!(file = %path.display(), "{warning}");
     }
 }
 
@@ -263,153 +346,6 @@ impl Loader {
         }
     }
 
-    fn tls(&mut self, raw: &Value) -> Result<Option<Arc<ServerConfig>>, WebConfigError> {
-        let map = self.object("tls_server_config", raw)?;
-        if map.is_empty() {
-            return Ok(None);
-        }
-        self.check_keys("tls_server_config", map, TLS_KEYS)?;
-        let missing = |name: &str| format!("tls_server_config.{name}");
-        let Some((cert_field, cert_pem)) = self.pem(map, "cert", "cert_file")? else {
-            return Err(self.error(&missing("cert_file"), "missing: TLS needs a certificate"));
-        };
-        let Some((key_field, key_pem)) = self.pem(map, "key", "key_file")? else {
-            return Err(self.error(
-                &missing("key_file"),
-                "missing: TLS needs the certificate's key",
-            ));
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|err| self.error(&cert_field, &format!("not PEM certificates: {err}")))?;
-        if certs.is_empty() {
-            return Err(self.error(&cert_field, "no PEM certificate in it"));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|err| self.error(&key_field, &format!("no PEM private key in it: {err}")))?;
-        let versions = self.versions(map)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_protocol_versions(&versions)
-            .map_err(|err| self.error("tls_server_config.min_version", &err.to_string()))?;
-        let builder = match self.client_verifier(map, provider)? {
-            Some(verifier) => builder.with_client_cert_verifier(verifier),
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder.with_single_cert(certs, key).map_err(|err| {
-            self.error(&key_field, &format!("does not go with {cert_field}: {err}"))
-        })?;
-        config.ignore_client_order = match map.get("prefer_server_cipher_suites") {
-            None => false,
-            Some(Value::Bool(prefer)) => *prefer,
-            Some(_) => {
-                return Err(self.error(
-                    "tls_server_config.prefer_server_cipher_suites",
-                    "expected true or false",
-                ));
-            }
-        };
-        Ok(Some(Arc::new(config)))
-    }
-
-    /// `min_version` (default TLS12) to `max_version` (default TLS13).
-    fn versions(
-        &self,
-        map: &Map<String, Value>,
-    ) -> Result<Vec<&'static SupportedProtocolVersion>, WebConfigError> {
-        let version = |key: &str, default: u8| -> Result<u8, WebConfigError> {
-            let field = join("tls_server_config", key);
-            let Some(raw) = map.get(key) else {
-                return Ok(default);
-            };
-            match self.string(&field, raw)? {
-                "TLS12" => Ok(12),
-                "TLS13" => Ok(13),
-                "TLS10" | "TLS11" => Err(self.error(
-                    &field,
-                    "TLS 1.0 and 1.1 are not supported: use TLS12 or TLS13",
-                )),
-                other => Err(self.error(
-                    &field,
-                    &format!("unknown version {other:?}: expected TLS12 or TLS13"),
-                )),
-            }
-        };
-        let (min, max) = (version("min_version", 12)?, version("max_version", 13)?);
-        if min > max {
-            return Err(self.error("tls_server_config.max_version", "is below min_version"));
-        }
-        let all = [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)];
-        Ok(all
-            .into_iter()
-            .filter(|(v, _)| (min..=max).contains(v))
-            .map(|(_, p)| p)
-            .collect())
-    }
-
-    /// The client certificate policy: `client_auth_type` with `client_ca_file`.
-    fn client_verifier(
-        &mut self,
-        map: &Map<String, Value>,
-        provider: Arc<CryptoProvider>,
-    ) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, WebConfigError> {
-        let field = "tls_server_config.client_auth_type";
-        let kind = match map.get("client_auth_type") {
-            None => "NoClientCert",
-            Some(raw) => self.string(field, raw)?,
-        };
-        let ca = self.pem(map, "client_ca", "client_ca_file")?;
-        let optional = match kind {
-            "NoClientCert" => {
-                if ca.is_some() {
-                    let message = "a client CA is given but client_auth_type is NoClientCert: set RequireAndVerifyClientCert or VerifyClientCertIfGiven";
-                    return Err(self.error(field, message));
-                }
-                return Ok(None);
-            }
-            "RequireAndVerifyClientCert" => false,
-            "VerifyClientCertIfGiven" => true,
-            "RequestClientCert" | "RequireAnyClientCert" => {
-                let message = format!(
-                    "{kind} accepts certificates nobody verifies, and is not supported: use RequireAndVerifyClientCert"
-                );
-                return Err(self.error(field, &message));
-            }
-            other => {
-                let message = format!(
-                    "unknown {other:?}: expected NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
-                );
-                return Err(self.error(field, &message));
-            }
-        };
-        let Some((ca_field, ca_pem)) = ca else {
-            let message =
-                format!("{kind} needs client_ca_file, the CAs that sign client certificates");
-            return Err(self.error(field, &message));
-        };
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&ca_pem) {
-            let cert =
-                cert.map_err(|err| self.error(&ca_field, &format!("not PEM certificates: {err}")))?;
-            roots.add(cert).map_err(|err| {
-                self.error(&ca_field, &format!("not a usable CA certificate: {err}"))
-            })?;
-        }
-        if roots.is_empty() {
-            return Err(self.error(&ca_field, "no PEM certificate in it"));
-        }
-        let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-        let builder = if optional {
-            builder.allow_unauthenticated()
-        } else {
-            builder
-        };
-        let verifier = builder
-            .build()
-            .map_err(|err| self.error(&ca_field, &err.to_string()))?;
-        Ok(Some(verifier))
-    }
-
     /// `basic_auth_users`: user name to bcrypt hash.
     fn users(&self, raw: &Value) -> Result<BTreeMap<String, String>, WebConfigError> {
         let mut users = BTreeMap::new();
@@ -479,4 +415,75 @@ fn join(prefix: &str, key: &str) -> String {
 fn empty() -> &'static Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     EMPTY.get_or_init(Map::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Result<WebConfig, String> {
+        let dir = std::env::temp_dir().join(format!("hopwatch-web-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("web.yaml");
+        std::fs::write(&path, text).unwrap();
+        let result = load(&path).map_err(|err| {
+            let text = err.to_string();
+            text.replacen(&format!("{}: ", path.display()), "", 1)
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    #[test]
+    fn an_empty_file_leaves_the_port_open() {
+        let config = load_text("empty", "").unwrap();
+        assert!(config.tls.is_none());
+        assert!(config.auth.is_open());
+    }
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        let cases = [
+            (
+                "tls_server_config: [1]",
+                "tls_server_config: expected a mapping",
+            ),
+            (
+                "basic_auth_users:\n  a:b: '$2y$05$abc'",
+                "basic_auth_users.a:b: a user name must be non-empty and hold no ':'",
+            ),
+            (
+                "bearer_token_file: ''",
+                "bearer_token_file: must not be empty",
+            ),
+            (
+                "http_server_config:\n  headers:\n    'bad name': x",
+                "http_server_config.headers.bad name: not a valid header name",
+            ),
+            (
+                "http_server_config:\n  http3: true",
+                "http_server_config.http3: unknown key; expected one of headers, http2",
+            ),
+            (
+                "tls_server_config:\n  key_file: k.pem",
+                "tls_server_config.cert_file: missing: TLS needs a certificate",
+            ),
+        ];
+        for (i, (text, wanted)) in cases.iter().enumerate() {
+            let err = load_text(&format!("bad{i}"), text).err();
+            assert_eq!(err.as_deref(), Some(*wanted), "{text}");
+        }
+    }
+
+    #[test]
+    fn http2_is_ignored_with_a_warning_and_headers_are_kept() {
+        let text = "http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n";
+        let config = load_text("http", text).unwrap();
+        assert_eq!(
+            config.warnings,
+            ["http_server_config.http2: ignored: hopwatch serves HTTP/1.1 only"]
+        );
+        assert_eq!(config.headers.len(), 1);
+        assert_eq!(config.headers[0].0, "x-frame-options");
+    }
 }
