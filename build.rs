@@ -23,16 +23,17 @@ fn main() {
 /// The commit checked out, 12 hex digits; rebuilt when HEAD or its branch moves.
 fn git_revision() -> Option<String> {
     let revision = output("git", &["rev-parse", "--short=12", "HEAD"])?;
-    for path in ["HEAD", "packed-refs"] {
-        if let Some(path) = output("git", &["rev-parse", "--git-path", path]) {
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watched.extend(output("git", &["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        // A path that does not exist would rerun this script, and rebuild the crate, every time.
+        if let Some(path) = output("git", &["rev-parse", "--git-path", &name])
+            && std::path::Path::new(&path).exists()
+        {
             println!("cargo:rerun-if-changed={path}");
         }
     }
-    if let Some(branch) = output("git", &["symbolic-ref", "-q", "HEAD"])
-        && let Some(path) = output("git", &["rev-parse", "--git-path", &branch])
-    {
-        println!("cargo:rerun-if-changed={path}");
-    }
+    println!("cargo:rerun-if-changed=build.rs");
     Some(revision)
 }
 
