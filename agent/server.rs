@@ -9,6 +9,8 @@
 //!
 //! The web config ([`crate::webconfig`]) puts TLS on every path and auth on `/metrics` only:
 //! `/healthz` and `/readyz` stay open to the kubelet's probes, and tell nothing about targets.
+//! Auth follows the web config of each request, so a revoked token fails on a kept-alive
+//! connection too.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -259,24 +261,26 @@ fn reason(err: &io::Error) -> String {
 async fn serve_connection(stream: TcpStream, state: Arc<State>) {
     let web = state.web.current();
     let Some(tls) = web.tls.clone() else {
-        return serve_http(stream, state, web).await;
+        return serve_http(stream, state).await;
     };
     let handshake = TlsAcceptor::from(tls).accept(stream);
     match tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await {
-        Ok(Ok(stream)) => serve_http(stream, state, web).await,
+        Ok(Ok(stream)) => serve_http(stream, state).await,
         Ok(Err(err)) => tracing::debug!("TLS handshake failed: {err}"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
 }
 
-async fn serve_http<S>(io: S, state: Arc<State>, web: Arc<WebConfig>)
+/// Auth and headers follow the web config of each request, not of the connection: a token
+/// revoked is refused on a scraper's kept-alive connection too.
+async fn serve_http<S>(io: S, state: Arc<State>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| {
         let state = Arc::clone(&state);
-        let web = Arc::clone(&web);
         async move {
+            let web = state.web.current();
             let mut response = respond(&state, &web, &request).await;
             for (name, value) in &web.headers {
                 response.headers_mut().insert(name, value.clone());
@@ -491,6 +495,61 @@ mod tests {
         let mut decoder = flate2::read::GzDecoder::new(&raw[at + 4..]);
         std::io::Read::read_to_string(&mut decoder, &mut text).unwrap();
         assert!(text.contains("# TYPE hopwatch_build_info gauge"), "{text}");
+    }
+
+    /// Reads one response off a kept-alive connection: its status and body.
+    async fn response(stream: &mut TcpStream) -> (u16, String) {
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8(raw).unwrap().to_lowercase();
+        let length: usize = head
+            .split("content-length: ")
+            .nth(1)
+            .and_then(|rest| rest.split("\r\n").next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        (
+            head[9..12].parse().unwrap(),
+            String::from_utf8(body).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_rotated_token_applies_to_kept_alive_connections() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "first\n").unwrap();
+        let web = dir.join("web.yaml");
+        std::fs::write(&web, "bearer_token_file: token\n").unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::new());
+        let server = Server::bind(addr, metrics, readiness, Web::load(&web).unwrap());
+        let server = server.await.unwrap();
+        let addr = server.local_addr();
+        tokio::spawn(server.serve(std::future::pending::<()>()));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let get = |token: &str| {
+            format!("GET /metrics HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n")
+        };
+
+        stream.write_all(get("first").as_bytes()).await.unwrap();
+        assert_eq!(response(&mut stream).await.0, 200);
+        std::fs::write(dir.join("token"), "second\n").unwrap();
+        tokio::time::sleep(crate::webconfig::RECHECK + Duration::from_millis(100)).await;
+        stream.write_all(get("first").as_bytes()).await.unwrap();
+        let (status, body) = response(&mut stream).await;
+        assert_eq!((status, body.as_str()), (401, "unauthorized\n"));
+        stream.write_all(get("second").as_bytes()).await.unwrap();
+        assert_eq!(response(&mut stream).await.0, 200);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
