@@ -33,7 +33,14 @@ const EXIT_USAGE: u8 = 2;
 
 /// Per-node prober for the Kubernetes request path: DNS, load balancer, Ingress, Service, Pod.
 #[derive(Debug, Parser)]
-#[command(name = "hopwatch", version)]
+#[command(name = "hopwatch", version = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("HOPWATCH_REVISION"),
+    ", rustc ",
+    env!("HOPWATCH_RUSTC_VERSION"),
+    ")"
+))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
