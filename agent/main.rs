@@ -61,6 +61,9 @@ enum Command {
     CheckConfig {
         /// The config file.
         file: PathBuf,
+        /// Also check this web config (see `run --web.config.file`).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Run one probe now and print what it saw.
     #[command(subcommand)]
@@ -215,7 +218,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig {
+            file,
+            web_config_file,
+        } => match check_config(&file) {
+            ExitCode::SUCCESS => web_config_file.map_or(ExitCode::SUCCESS, |f| check_web(&f)),
+            failed => failed,
+        },
         Command::Probe(ProbeCommand::Dns(args)) => probe_dns(&args),
         Command::Probe(ProbeCommand::Tcp(args)) => probe_tcp(&args),
         Command::Probe(ProbeCommand::Http(args)) => probe_http(args),
@@ -407,6 +416,33 @@ fn check_config(file: &Path) -> ExitCode {
                 file.display(),
                 if n == 1 { "target" } else { "targets" }
             );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Prints "FILE: ok (what it turns on)" and the keys ignored, or the error and exits 2.
+fn check_web(file: &Path) -> ExitCode {
+    match hopwatch::webconfig::load(file) {
+        Ok(web) => {
+            for warning in &web.warnings {
+                eprintln!("{}: {warning}", file.display());
+            }
+            let tls = if web.tls.is_some() {
+                "TLS"
+            } else {
+                "plain HTTP"
+            };
+            let auth = if web.auth.is_open() {
+                "no auth"
+            } else {
+                "auth on /metrics"
+            };
+            println!("{}: ok ({tls}, {auth})", file.display());
             ExitCode::SUCCESS
         }
         Err(err) => {

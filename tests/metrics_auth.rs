@@ -525,6 +525,33 @@ fn a_bad_web_config_stops_the_start_naming_the_file_and_field() {
             "want {expected:?} in:\n{stderr}"
         );
     }
+    let check = Command::new(BIN)
+        .arg("check-config")
+        .arg(d.join("agent.yaml"))
+        .arg("--web.config.file")
+        .arg(d.join("web0.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("web0.yaml: basic_auth_users.prometheus: not a bcrypt hash"),
+        "{stderr}"
+    );
+    let good = dir.file("good.yaml", tls);
+    let check = Command::new(BIN)
+        .arg("check-config")
+        .arg(d.join("agent.yaml"))
+        .arg("--web.config.file")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}: ok (TLS, no auth)", good.display())),
+        "{stdout}"
+    );
     let (_, stderr) = refused(
         d,
         "secret.yaml",
