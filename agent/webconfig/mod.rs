@@ -184,9 +184,15 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         Some(raw) => loader.http(raw)?,
         None => Vec::new(),
     };
+    let auth = Auth::new(users, token);
+    if tls.is_none() && !auth.is_open() {
+        let warning = "basic_auth_users or bearer_token_file without tls_server_config: \
+                       passwords and tokens cross the network in clear text";
+        loader.warnings.push(warning.to_string());
+    }
     Ok(WebConfig {
         tls,
-        auth: Auth::new(users, token),
+        auth,
         headers,
         sources: loader.sources,
         warnings: loader.warnings,
@@ -473,6 +479,20 @@ mod tests {
             let err = load_text(&format!("bad{i}"), text).err();
             assert_eq!(err.as_deref(), Some(*wanted), "{text}");
         }
+    }
+
+    #[test]
+    fn auth_without_tls_is_warned_about() {
+        let dir = std::env::temp_dir().join(format!("hopwatch-web-clear-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "t0ken\n").unwrap();
+        let path = dir.join("web.yaml");
+        std::fs::write(&path, "bearer_token_file: token\n").unwrap();
+        let config = load(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!config.auth.is_open());
+        assert_eq!(config.warnings.len(), 1);
+        assert!(config.warnings[0].ends_with("cross the network in clear text"));
     }
 
     #[test]
