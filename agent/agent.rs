@@ -25,6 +25,7 @@ use crate::reload::{ConfigFile, Reloader};
 use crate::schedule::{Scheduler, Sink};
 use crate::server::{Readiness, Server, ServerError};
 use crate::verdict::{ServiceVerdict, Verdicts};
+use crate::webconfig::Web;
 
 /// The readiness condition met once the first configuration is applied.
 const CONFIG_APPLIED: &str = "config";
@@ -181,6 +182,14 @@ impl Sink for AgentSink {
     fn record(&self, key: &TargetKey, outcome: &Outcome) {
         let renamed = self.expected(key, outcome);
         let outcome = renamed.as_ref().unwrap_or(outcome);
+        // Debug only: a result is data, exported as metrics; this is for following one target.
+        tracing::debug!(
+            target = %key.id,
+            hop = %key.hop,
+            result = result_label(&outcome.result),
+            duration_seconds = outcome.duration.as_secs_f64(),
+            "probe finished"
+        );
         if self.in_sweep(key) {
             self.metrics
                 .cluster
@@ -262,18 +271,28 @@ fn in_cluster_targets(embedded: &[DnsTarget]) -> Vec<DnsTarget> {
 }
 
 /// Runs the agent with `config` until `shutdown` completes. With `config_path`, the file is
-/// reloaded on SIGHUP and when it changes.
+/// reloaded on SIGHUP and when it changes. `web` protects the server (TLS, auth).
 pub async fn run(
     config: Config,
     config_path: Option<PathBuf>,
+    web: Web,
     shutdown: impl Future,
 ) -> Result<(), AgentError> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new());
     readiness.wait_for(CONFIG_APPLIED, "config not applied yet");
-    let server = Server::bind(config.listen, Arc::clone(&metrics), Arc::clone(&readiness)).await?;
+    let server = Server::bind(
+        config.listen,
+        Arc::clone(&metrics),
+        Arc::clone(&readiness),
+        web,
+    )
+    .await?;
     let listening = server.local_addr();
-    tracing::info!("serving metrics on http://{listening}/metrics");
+    tracing::info!(
+        "serving metrics on {}://{listening}/metrics",
+        server.scheme()
+    );
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server.serve(async move {
         let _ = server_stopped.await;

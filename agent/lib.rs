@@ -12,7 +12,9 @@
 //! - [`schedule`]: interval, stagger, jitter, timeout and bounded concurrency; reconciles running
 //!   targets by key when the config changes.
 //! - [`metrics`]: the only module that names a metric.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`log`]: `--log.format` logfmt and JSON lines.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`; TLS, auth and gzip as [`webconfig`] and
+//!   [`auth`] say.
 //! - [`otlp`]: optional push of the same registry to an OTLP/HTTP metrics endpoint.
 //! - [`reload`]: config reload on SIGHUP and on file change.
 //! - [`agent`]: wires the pieces together and runs until shutdown.
@@ -23,12 +25,14 @@
 //! - [`trace`]: `hopwatch trace`, one request's path hop by hop with the likely cause of a break.
 
 pub mod agent;
+pub mod auth;
 pub mod canary;
 pub mod cluster;
 pub mod config;
 pub mod discovery;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod log;
 pub mod metrics;
 pub mod otlp;
 pub mod policy;
@@ -38,6 +42,13 @@ pub mod schedule;
 pub mod server;
 pub mod trace;
 pub mod verdict;
+pub mod webconfig;
 
 /// The version compiled into the binary, exported as `hopwatch_build_info{version}`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit built (12 hex digits), or `unknown` outside a checkout; see build.rs.
+pub const REVISION: &str = env!("HOPWATCH_REVISION");
+
+/// The rustc version that built the binary, such as `1.89.0`.
+pub const RUSTC_VERSION: &str = env!("HOPWATCH_RUSTC_VERSION");

@@ -19,10 +19,12 @@ use tracing_subscriber::EnvFilter;
 
 use hopwatch::agent;
 use hopwatch::config::Config;
+use hopwatch::log;
 use hopwatch::probe::dns::{
     self, Flavor, LookupOptions, LookupReport, QueryRecord, QueryStatus, QueryTypes, ResolvConf,
 };
 use hopwatch::probe::{http, result_label, tcp};
+use hopwatch::webconfig::Web;
 
 /// A lookup ran but did not resolve.
 const EXIT_NOT_RESOLVED: u8 = 1;
@@ -31,10 +33,24 @@ const EXIT_USAGE: u8 = 2;
 
 /// Per-node prober for the Kubernetes request path: DNS, load balancer, Ingress, Service, Pod.
 #[derive(Debug, Parser)]
-#[command(name = "hopwatch", version)]
+#[command(name = "hopwatch", version = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("HOPWATCH_REVISION"),
+    ", rustc ",
+    env!("HOPWATCH_RUSTC_VERSION"),
+    ")"
+))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log level: debug, info, warn or error. Given, it wins over RUST_LOG; without it,
+    /// RUST_LOG applies, and info when that is unset too.
+    #[arg(long = "log.level", value_name = "LEVEL", global = true, value_parser = parse_log_level)]
+    log_level: Option<&'static str>,
+    /// Log line format: text (the default, for people), logfmt or json (for log pipelines).
+    #[arg(long = "log.format", value_name = "FORMAT", global = true, default_value = "text", value_parser = parse_log_format)]
+    log_format: log::Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +61,9 @@ enum Command {
     CheckConfig {
         /// The config file.
         file: PathBuf,
+        /// Also check this web config (see `run --web.config.file`).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Run one probe now and print what it saw.
     #[command(subcommand)]
@@ -106,6 +125,10 @@ struct RunArgs {
     /// Address to serve on, instead of the config's `listen`.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Web config in exporter-toolkit's format: TLS, basic auth (bcrypt) and, a hopwatch
+    /// extension, bearer_token_file. Protects /metrics; /healthz and /readyz stay open.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,7 +209,7 @@ fn flavor_help() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_level, cli.log_format);
     match cli.command {
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -195,7 +218,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig {
+            file,
+            web_config_file,
+        } => match check_config(&file) {
+            ExitCode::SUCCESS => web_config_file.map_or(ExitCode::SUCCESS, |f| check_web(&f)),
+            failed => failed,
+        },
         Command::Probe(ProbeCommand::Dns(args)) => probe_dns(&args),
         Command::Probe(ProbeCommand::Tcp(args)) => probe_tcp(&args),
         Command::Probe(ProbeCommand::Http(args)) => probe_http(args),
@@ -295,14 +324,43 @@ fn probe_http(args: HttpArgs) -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Logs go to stderr, filtered by `--log.level`, else `RUST_LOG`, else `info`.
+fn init_logging(level: Option<&'static str>, format: log::Format) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        log::Format::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        log::Format::Logfmt | log::Format::Json => {
+            let json = format == log::Format::Json;
+            builder
+                .with_ansi(false)
+                .event_format(log::Structured { json })
+                .init();
+        }
+    }
+}
+
+fn parse_log_level(s: &str) -> Result<&'static str, String> {
+    ["debug", "info", "warn", "error"]
+        .into_iter()
+        .find(|level| *level == s)
+        .ok_or_else(|| format!("unknown level {s:?}: expected debug, info, warn or error"))
+}
+
+fn parse_log_format(s: &str) -> Result<log::Format, String> {
+    match s {
+        "text" => Ok(log::Format::Text),
+        "logfmt" => Ok(log::Format::Logfmt),
+        "json" => Ok(log::Format::Json),
+        _ => Err(format!(
+            "unknown format {s:?}: expected text, logfmt or json"
+        )),
+    }
 }
 
 /// One thread is plenty for probes that mostly wait, and keeps the footprint small.
@@ -325,9 +383,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    let web = match &args.web_config_file {
+        Some(path) => Web::load(path)?,
+        None => Web::open(),
+    };
     runtime()?.block_on(async {
         let shutdown = shutdown_signal().context("cannot handle SIGTERM and SIGINT")?;
-        agent::run(config, args.config, shutdown).await?;
+        agent::run(config, args.config, web, shutdown).await?;
         Ok(())
     })
 }
@@ -354,6 +416,33 @@ fn check_config(file: &Path) -> ExitCode {
                 file.display(),
                 if n == 1 { "target" } else { "targets" }
             );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Prints "FILE: ok (what it turns on)" and the keys ignored, or the error and exits 2.
+fn check_web(file: &Path) -> ExitCode {
+    match hopwatch::webconfig::load(file) {
+        Ok(web) => {
+            for warning in &web.warnings {
+                eprintln!("{}: {warning}", file.display());
+            }
+            let tls = if web.tls.is_some() {
+                "TLS"
+            } else {
+                "plain HTTP"
+            };
+            let auth = if web.auth.is_open() {
+                "no auth"
+            } else {
+                "auth on /metrics"
+            };
+            println!("{}: ok ({tls}, {auth})", file.display());
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -687,7 +776,8 @@ mod tests {
             run.command,
             Command::Run(RunArgs {
                 config: None,
-                listen: Some(_)
+                listen: Some(_),
+                web_config_file: None,
             })
         ));
     }

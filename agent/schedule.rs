@@ -117,19 +117,24 @@ impl<P: Probe, S: Sink> Scheduler<P, S> {
         for key in gone {
             self.stop(&key).await;
             self.sink.forget(&key);
-            tracing::info!(target = %key, "stopped probing");
+            tracing::info!(target = %key.id, hop = %key.hop, "stopped probing");
         }
         for (key, target) in wanted {
             match self.running.get(&key) {
                 Some(running) if running.target == target => {}
                 Some(_) => {
                     self.stop(&key).await;
-                    tracing::info!(target = %key, "restarting: its configuration changed");
+                    tracing::info!(target = %key.id, hop = %key.hop, "restarting: its configuration changed");
                     self.spawn(key, target);
                 }
                 None => {
                     self.sink.started(&key);
-                    tracing::info!(target = %key, "probing every {:?}", target.schedule().interval);
+                    tracing::info!(
+                        target = %key.id,
+                        hop = %key.hop,
+                        "probing every {:?}",
+                        target.schedule().interval
+                    );
                     self.spawn(key, target);
                 }
             }
@@ -241,11 +246,13 @@ async fn attempt<P: Probe>(target: &P, began: Instant, timeout: Duration) -> Opt
     match tokio::time::timeout_at(deadline + GRACE, &mut task.0).await {
         Ok(Ok(outcome)) => Some(outcome),
         Ok(Err(err)) => {
-            tracing::error!(target = %target.key(), "probe crashed: {err}");
+            let key = target.key();
+            tracing::error!(target = %key.id, hop = %key.hop, "probe crashed: {err}");
             None
         }
         Err(_) => {
-            tracing::warn!(target = %target.key(), "probe overran its deadline; abandoned");
+            let key = target.key();
+            tracing::warn!(target = %key.id, hop = %key.hop, "probe overran its deadline; abandoned");
             Some(Outcome {
                 result: Err(Failure::Timeout),
                 duration: began.elapsed(),

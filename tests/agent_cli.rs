@@ -318,7 +318,7 @@ fn run_serves_metrics_health_and_readiness() {
         head.contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
-    assert!(body.contains("hopwatch_build_info{version=\""), "{body}");
+    assert!(body.contains("hopwatch_build_info{revision=\""), "{body}");
     assert!(body.contains("hopwatch_targets{hop=\"dns\"} 1\n"), "{body}");
     let (status, _, health) = agent.get("/healthz");
     assert_eq!((status, health.as_str()), (200, "ok\n"));

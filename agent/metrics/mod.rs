@@ -120,10 +120,12 @@ impl Metrics {
         let r = Registrar(&registry);
         let build_info = r.int_gauges(
             "hopwatch_build_info",
-            "Always 1; the version label names the running hopwatch.",
-            &["version"],
+            "Always 1; the labels name the running hopwatch's version, git revision and rustc.",
+            &["version", "revision", "rustversion"],
         );
-        build_info.with_label_values(&[crate::VERSION]).set(1);
+        build_info
+            .with_label_values(&[crate::VERSION, crate::REVISION, crate::RUSTC_VERSION])
+            .set(1);
         let metrics = Metrics {
             probes: r.counters(
                 "hopwatch_probes_total",
@@ -781,7 +783,10 @@ mod tests {
         metrics.record(&key("web"), &dns_outcome());
         metrics.set_targets(&BTreeMap::from([(Hop::Dns, 1)]));
         metrics.observe_lag(Duration::from_micros(300));
-        let golden = GOLDEN.replace("{VERSION}", crate::VERSION);
+        let golden = GOLDEN
+            .replace("{VERSION}", crate::VERSION)
+            .replace("{REVISION}", crate::REVISION)
+            .replace("{RUSTC}", crate::RUSTC_VERSION);
         // The process_* series change from run to run; their own tests check them.
         let text: String = metrics
             .encode()
@@ -1230,9 +1235,9 @@ mod tests {
         }
     }
 
-    const GOLDEN: &str = r#"# HELP hopwatch_build_info Always 1; the version label names the running hopwatch.
+    const GOLDEN: &str = r#"# HELP hopwatch_build_info Always 1; the labels name the running hopwatch's version, git revision and rustc.
 # TYPE hopwatch_build_info gauge
-hopwatch_build_info{version="{VERSION}"} 1
+hopwatch_build_info{revision="{REVISION}",rustversion="{RUSTC}",version="{VERSION}"} 1
 # HELP hopwatch_config_last_reload_success_timestamp_seconds Unix time the configuration was last applied, the initial one included.
 # TYPE hopwatch_config_last_reload_success_timestamp_seconds gauge
 hopwatch_config_last_reload_success_timestamp_seconds 0
