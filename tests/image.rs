@@ -4,10 +4,12 @@
 //! `/healthz`, run as uid and gid 65532, and be unable to write to `/`.
 //!
 //! The container's network is a namespace this test creates, with only loopback in it, so the
-//! agent can reach nothing outside the machine. Its config probes the agent itself: once by
-//! address over TCP, once by the name `localhost` over HTTP (through getaddrinfo and the
-//! `/etc/hosts` podman mounts, as a kubelet does), which shows that the static binary's
-//! resolver works with nothing but the image's files. A target with
+//! agent can reach nothing outside the machine. Its config probes the agent itself: by
+//! address over TCP, and over HTTP by two names through getaddrinfo, `localhost` from the
+//! `/etc/hosts` podman mounts (as a kubelet does) and `hopwatch.image.test` from a DNS server
+//! on 127.0.0.1:53 in the namespace (podman's `--dns`, as a pod's resolv.conf names the cluster
+//! DNS). Both succeed: the static binary's glibc resolves through its built-in `files` and
+//! `dns` modules, with nothing but the image's files and no shared library. A target with
 //! `ca_file: /etc/ssl/certs/ca-certificates.crt` shows the image's CA bundle reads as a
 //! certificate file (the config is rejected otherwise).
 //!
@@ -16,6 +18,9 @@
 //! podman keeps its storage in a temporary directory of its own: nothing touches
 //! /var/lib/containers. Needs root, podman, runc and ip.
 
+#[path = "kube_support/dns.rs"]
+#[allow(dead_code, reason = "the query counter is the lab's")]
+mod dns;
 mod netns_support;
 mod support;
 
@@ -34,7 +39,9 @@ const NONROOT: &str = "65532";
 const EROFS: i32 = 30;
 const TEST: &str = "image_runs_read_only_as_nonroot";
 /// The config's targets that probe the agent itself: they must succeed.
-const SELF_PROBES: [&str; 2] = ["self-tcp", "self-by-name"];
+const SELF_PROBES: [&str; 3] = ["self-tcp", "self-by-name", "self-by-dns"];
+/// The name the DNS server in the namespace answers, with 127.0.0.1.
+const DNS_NAME: &str = "hopwatch.image.test.";
 
 const CONFIG: &str = "\
 listen: \"0.0.0.0:9808\"
@@ -48,6 +55,8 @@ tcp:
 http:
   - url: http://localhost:9808/healthz
     id: self-by-name
+  - url: http://hopwatch.image.test:9808/healthz
+    id: self-by-dns
   - url: https://127.0.0.1:9808/
     id: ca-bundle
     ca_file: /etc/ssl/certs/ca-certificates.crt
@@ -62,8 +71,10 @@ const EXPECTED_IMAGE_CONFIG: &str =
 
 #[test]
 fn image_runs_read_only_as_nonroot() {
-    if let Some(role) = netns_support::role() {
-        return scrape(&role);
+    match netns_support::role().as_deref() {
+        Some("dns") => return serve_dns(),
+        Some(role) => return scrape(role),
+        None => {}
     }
     netns_support::require_root_and(&[("podman", "podman"), ("runc", "runc"), ("ip", "iproute2")]);
     let image = image_archive();
@@ -82,6 +93,7 @@ fn image_runs_read_only_as_nonroot() {
     );
 
     let ns = Netns::new("image");
+    let _dns = ns.spawn_self(TEST, "dns");
     let container = podman.start(&ns, &reference, &config);
     let pid = container.pid();
 
@@ -136,6 +148,17 @@ fn image_runs_read_only_as_nonroot() {
     }
 }
 
+/// Inside the container's network namespace: a DNS server on 127.0.0.1:53 (glibc's resolver
+/// knows no other port) until the parent kills it.
+fn serve_dns() {
+    let server = dns::DnsServer::start(&["127.0.0.1:53".parse().unwrap()]);
+    server.set(DNS_NAME, &[std::net::Ipv4Addr::LOCALHOST]);
+    netns_support::say("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
 /// Inside the container's network namespace: `/healthz`, then the probe counters once both
 /// self-probes have succeeded (or after 20 s, for the parent to report).
 fn scrape(role: &str) {
@@ -175,13 +198,18 @@ fn field<'a>(status: &'a str, name: &str) -> &'a str {
         .trim()
 }
 
-/// Whether a `hopwatch_probes_total` line counts a success of `target`.
+/// Whether a `hopwatch_probes_total` line counts successes of `target` (the agent exports
+/// the success series at 0 before the first probe).
 fn succeeded(lines: &[impl AsRef<str>], target: &str) -> bool {
     let label = format!("target=\"{target}\"");
     lines.iter().map(AsRef::as_ref).any(|l| {
         l.starts_with("hopwatch_probes_total{")
             && l.contains(&label)
             && l.contains("result=\"success\"")
+            && l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v > 0.0)
     })
 }
 
@@ -271,6 +299,7 @@ impl Podman {
             &name,
             "--network",
             &network,
+            "--dns=127.0.0.1",
             "--read-only",
             "--read-only-tmpfs=false",
             "--cap-drop=all",
