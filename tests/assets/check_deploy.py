@@ -506,12 +506,12 @@ def check_image(ds, problems: Problems):
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
     if not re.search(rf"^USER {RUNAS}(:{RUNAS})?$", dockerfile, re.M):
         problems.add("deploy/Dockerfile", f"must run as USER {RUNAS}")
-    rust = re.search(r'^rust-version\s*=\s*"([^"]+)"', cargo, re.M)
-    builder = re.search(r"^FROM\s+(?:--platform=\S+\s+)?rust:(\d+\.\d+)", dockerfile, re.M)
-    if not builder:
-        problems.add("deploy/Dockerfile", "no `FROM rust:X.Y` builder stage")
-    elif rust and tuple(map(int, builder.group(1).split("."))) < tuple(map(int, rust.group(1).split(".")[:2])):
-        problems.add("deploy/Dockerfile", f"rust:{builder.group(1)} is older than rust-version {rust.group(1)}")
+    if not re.search(r"^FROM scratch$", dockerfile, re.M):
+        problems.add("deploy/Dockerfile", "must be FROM scratch (the binary is static)")
+    for name in ("passwd", "group"):
+        entries = (ROOT / "deploy" / "image" / "etc" / name).read_text(encoding="utf-8").splitlines()
+        if not any(line.split(":")[2:3] == [str(RUNAS)] for line in entries):
+            problems.add(f"deploy/image/etc/{name}", f"has no entry with id {RUNAS}")
 
 
 def render(problems: Problems):
