@@ -1,7 +1,7 @@
 //! The edge of the request path: the Ingress hop (one HTTP(S) request, timed phase by phase)
 //! and the load-balancer hop (the public name resolves to the LB, and the LB accepts a connect).
 //!
-//! # One request, four phases
+//! # One request, up to five phases
 //!
 //! Every probe opens a fresh connection, so each phase is really paid:
 //!
@@ -10,24 +10,35 @@
 //!   `--resolve`) or the URL names an IP. The first answer is dialled.
 //! - `connect`: the TCP handshake; a failure is named by [`tcp::classify`](super::tcp::classify).
 //! - `tls` (https only): the handshake with SNI set to the URL's host, whatever address was
-//!   dialled; see [`tls`] for the certificate verdict.
-//! - `ttfb`: from handing the request (`GET`, `Host` = the URL's host, `Connection: close`) to
-//!   hyper until the response head is parsed. The request fits one segment on a new connection,
-//!   so this is the server's time to first byte plus one round trip.
+//!   dialled, offering `h2` and `http/1.1` by ALPN; see [`tls`] for the certificate verdict.
+//! - `ttfb`: from handing the request to hyper until the response head is parsed. Over
+//!   HTTP/1.1 the request carries `Host` = the URL's host and `Connection: close`; over HTTP/2
+//!   (when the server chose `h2`) the authority, after the client preface. The request fits one
+//!   segment on a new connection, so this is the server's time to first byte plus one round
+//!   trip. Plain http:// is always HTTP/1.1.
+//! - `transfer`: reading the body, only when [`HttpSpec::expected_body`] has patterns.
 //!
 //! The phases are laps of one clock, so they add up to no more than the total. All share the
 //! probe's deadline; a phase that hits it fails with `timeout` and is named in
-//! [`HttpReport::failed_phase`].
+//! [`HttpReport::failed_phase`]. With [`HttpSpec::follow_redirects`], each redirect is one more
+//! request on a fresh connection ([`redirect`]) and its phases add to the same laps.
 //!
 //! # Verdicts
 //!
-//! A response whose code is outside [`HttpSpec::expected_status`] fails with `http_status`; the
-//! code is reported either way. hyper refusing the response, or the server closing before a
-//! response head, is `http_error`. A certificate verdict fails the probe unless the target is
-//! `insecure`, in which case it is still computed and reported in [`TlsInfo`].
+//! A final response whose code is outside [`HttpSpec::expected_status`] fails with
+//! `http_status`; the code is reported either way. A body that misses a pattern is
+//! `http_body_mismatch`; more than [`redirect::MAX_REDIRECTS`] redirects is
+//! `http_too_many_redirects`. hyper refusing the response, the server closing before a
+//! response head, or a `Location` that is no http(s) URL, is `http_error`. A certificate
+//! verdict fails the probe unless the target is `insecure`, in which case it is still computed
+//! and reported in [`TlsInfo`].
 
 pub mod cli;
+mod exchange;
+mod identity;
 mod loadbalancer;
+mod options;
+pub mod redirect;
 mod report;
 mod resolve;
 pub mod tls;
@@ -39,11 +50,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{Either, select};
-use http_body_util::Empty;
-use hyper::Request;
-use hyper::header::{CONNECTION, HOST, USER_AGENT};
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -52,7 +59,10 @@ use super::{Detail, Failure, Outcome, TargetKey};
 use crate::config::Schedule;
 
 pub use cli::{CliArgs, CliError, cli};
+pub use exchange::{BODY_LIMIT, Protocol};
+pub use identity::{ClientCert, ClientCertError};
 pub use loadbalancer::{LbExpected, LbReport, loadbalancer};
+pub use options::{BodyPattern, Headers};
 pub use report::format_utc;
 pub use resolve::{Resolver, classify_gai};
 pub use tls::{CaBundle, CaError, TlsInfo};
@@ -75,11 +85,25 @@ pub struct HttpSpec {
     pub ca: CaBundle,
     /// How the DNS phase resolves the URL's host.
     pub resolver: Resolver,
+    /// `GET` unless a target says otherwise.
+    pub method: Method,
+    /// Sent with every request; values are never shown.
+    pub headers: Headers,
+    /// The request body; empty for none.
+    pub body: Bytes,
+    /// Every pattern must match the final response's body (its first [`BODY_LIMIT`] bytes).
+    /// Empty: the body is not read. A `HEAD` has none to read.
+    pub expected_body: Vec<BodyPattern>,
+    /// Presented when an https:// server asks for a certificate (mTLS).
+    pub client_cert: Option<ClientCert>,
+    /// Follow redirects ([`redirect`]) and judge the final response; off, a 3xx is final.
+    pub follow_redirects: bool,
 }
 
 impl HttpSpec {
     /// A GET of `url` through the system resolver, verified against the webpki roots,
-    /// expecting a 2xx or 3xx.
+    /// expecting a 2xx or 3xx, redirects not followed (as curl does; configured targets
+    /// follow them by default, as blackbox_exporter does).
     pub fn new(url: HttpUrl) -> HttpSpec {
         HttpSpec {
             url,
@@ -88,11 +112,21 @@ impl HttpSpec {
             insecure: false,
             ca: CaBundle::WebPki,
             resolver: Resolver::System,
+            method: Method::GET,
+            headers: Headers::default(),
+            body: Bytes::new(),
+            expected_body: Vec::new(),
+            client_cert: None,
+            follow_redirects: false,
         }
     }
 
     fn expects(&self, code: u16) -> bool {
         self.expected_status.iter().any(|r| r.contains(&code))
+    }
+
+    fn follows(&self, code: u16) -> bool {
+        self.follow_redirects && redirect::is_redirect(code)
     }
 }
 
@@ -103,10 +137,18 @@ pub enum Phase {
     Connect,
     Tls,
     Ttfb,
+    /// Reading the body, only when [`HttpSpec::expected_body`] has patterns to match.
+    Transfer,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Dns, Phase::Connect, Phase::Tls, Phase::Ttfb];
+    pub const ALL: [Phase; 5] = [
+        Phase::Dns,
+        Phase::Connect,
+        Phase::Tls,
+        Phase::Ttfb,
+        Phase::Transfer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,6 +156,7 @@ impl Phase {
             Phase::Connect => "connect",
             Phase::Tls => "tls",
             Phase::Ttfb => "ttfb",
+            Phase::Transfer => "transfer",
         }
     }
 }
@@ -124,6 +167,8 @@ impl Phase {
 pub struct HttpReport {
     /// The URL requested, or `host:port` for the load-balancer hop.
     pub url: String,
+    /// The method of the first request.
+    pub method: Method,
     /// The address dialled; `None` when the probe failed before choosing one.
     pub address: Option<SocketAddr>,
     /// What the DNS phase returned; empty when it did not run or failed.
@@ -131,10 +176,15 @@ pub struct HttpReport {
     pub result: Result<(), Failure>,
     /// The phase the failure happened in; `None` on success.
     pub failed_phase: Option<Phase>,
-    /// The phases that ran, in order, the failed one last. A phase that did not run is absent.
+    /// The phases that ran, in order, the failed one last. A phase that did not run is absent;
+    /// after redirects, each phase is the sum over every request.
     pub phases: Vec<(Phase, Duration)>,
-    /// The response code, whether expected or not; `None` when no response head arrived.
+    /// The final response code, whether expected or not; `None` when no response head arrived.
     pub status: Option<u16>,
+    /// The protocol of the last request sent; `None` when none was.
+    pub protocol: Option<Protocol>,
+    /// The URLs redirects led to, in order; empty when none was followed.
+    pub redirects: Vec<String>,
     /// `None` for http://, or when no certificate was received.
     pub tls: Option<TlsInfo>,
     /// From the start of the first phase to the verdict.
@@ -151,12 +201,15 @@ impl HttpReport {
     fn new(url: String) -> HttpReport {
         HttpReport {
             url,
+            method: Method::GET,
             address: None,
             answers: Vec::new(),
             result: Ok(()),
             failed_phase: None,
             phases: Vec::new(),
             status: None,
+            protocol: None,
+            redirects: Vec::new(),
             tls: None,
             total: Duration::ZERO,
         }
@@ -171,10 +224,13 @@ impl HttpReport {
     }
 
     /// The phases that ran to completion, for latency histograms: all but the failed one. A
-    /// wrong status code fails nothing timed, so after `http_status` every phase counts.
+    /// verdict on a complete response (its code, its body, its redirects) fails nothing timed,
+    /// so after those every phase counts.
     pub fn completed_phases(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
         let failed = match self.result {
-            Err(Failure::HttpStatus) => None,
+            Err(
+                Failure::HttpStatus | Failure::HttpBodyMismatch | Failure::HttpTooManyRedirects,
+            ) => None,
             _ => self.failed_phase,
         };
         self.phases
@@ -210,10 +266,15 @@ impl Laps {
         }
     }
 
-    /// Ends `phase` now, whatever became of it.
+    /// Ends `phase` now, whatever became of it. A phase run again (after a redirect) adds to
+    /// its first lap.
     fn lap<T>(&mut self, phase: Phase, result: Result<T, Failure>) -> Result<T, (Phase, Failure)> {
         let now = Instant::now();
-        self.phases.push((phase, now - self.mark));
+        let took = now - self.mark;
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, sum)) => *sum += took,
+            None => self.phases.push((phase, took)),
+        }
         self.mark = now;
         result.map_err(|failure| (phase, failure))
     }
@@ -230,10 +291,11 @@ async fn within<F: Future>(deadline: Instant, work: F) -> Result<F::Output, Fail
         .map_err(|_elapsed| Failure::Timeout)
 }
 
-/// One request as [`HttpSpec`] describes, giving up at `deadline`. Never fails: every way the
-/// request can end is an [`HttpReport`].
+/// One request as [`HttpSpec`] describes, redirects followed when it says so, giving up at
+/// `deadline`. Never fails: every way the request can end is an [`HttpReport`].
 pub async fn request(spec: &HttpSpec, deadline: Instant) -> HttpReport {
     let mut report = HttpReport::new(spec.url.to_string());
+    report.method = spec.method.clone();
     let mut laps = Laps::start();
     if let Err((phase, failure)) = attempt(spec, deadline, &mut report, &mut laps).await {
         report.result = Err(failure);
@@ -244,45 +306,152 @@ pub async fn request(spec: &HttpSpec, deadline: Instant) -> HttpReport {
     report
 }
 
+/// One request of a chain of redirects: where it goes, and what it sends.
+struct Step {
+    url: HttpUrl,
+    method: Method,
+    headers: Headers,
+    body: Bytes,
+}
+
+impl Step {
+    fn first(spec: &HttpSpec) -> Step {
+        Step {
+            url: spec.url.clone(),
+            method: spec.method.clone(),
+            headers: spec.headers.clone(),
+            body: spec.body.clone(),
+        }
+    }
+
+    /// The request a `code` redirect to `url` asks for.
+    fn follow(&self, spec: &HttpSpec, code: u16, url: HttpUrl) -> Step {
+        let (method, keep_body) = redirect::next_method(code, &self.method);
+        let headers = if url.host == spec.url.host {
+            spec.headers.clone()
+        } else {
+            spec.headers.for_other_host()
+        };
+        Step {
+            url,
+            method,
+            headers,
+            body: if keep_body {
+                self.body.clone()
+            } else {
+                Bytes::new()
+            },
+        }
+    }
+
+    /// The address to dial without resolving: `connect_to` for the spec's host (with the
+    /// step's port when a redirect changed it), or the URL's IP.
+    fn dial(&self, spec: &HttpSpec) -> Option<SocketAddr> {
+        match spec.connect_to {
+            Some(to) if self.url.host == spec.url.host => {
+                let port = if self.url.port == spec.url.port {
+                    to.port()
+                } else {
+                    self.url.port
+                };
+                Some(SocketAddr::new(to.ip(), port))
+            }
+            _ => self.url.ip().map(|ip| SocketAddr::new(ip, self.url.port)),
+        }
+    }
+}
+
 async fn attempt(
     spec: &HttpSpec,
     deadline: Instant,
     report: &mut HttpReport,
     laps: &mut Laps,
 ) -> Result<(), (Phase, Failure)> {
-    let address = match (spec.connect_to, spec.url.ip()) {
-        (Some(address), _) => address,
-        (None, Some(ip)) => SocketAddr::new(ip, spec.url.port),
-        (None, None) => {
-            let answers = spec.resolver.resolve(&spec.url.host, deadline).await;
+    let mut step = Step::first(spec);
+    loop {
+        let head = send(spec, &step, deadline, report, laps).await?;
+        report.status = Some(head.status);
+        let location = head.location.as_deref();
+        if let Some(location) = location.filter(|_| spec.follows(head.status)) {
+            if report.redirects.len() >= redirect::MAX_REDIRECTS {
+                return Err((Phase::Ttfb, Failure::HttpTooManyRedirects));
+            }
+            let url =
+                redirect::resolve(&step.url, location).ok_or((Phase::Ttfb, Failure::HttpError))?;
+            report.redirects.push(url.to_string());
+            step = step.follow(spec, head.status, url);
+            continue;
+        }
+        if !spec.expects(head.status) {
+            return Err((Phase::Ttfb, Failure::HttpStatus));
+        }
+        if spec.expected_body.is_empty() || step.method == Method::HEAD {
+            return Ok(());
+        }
+        let body = laps.lap(Phase::Transfer, head.read_body(deadline).await)?;
+        if !spec.expected_body.iter().all(|p| p.is_match(&body)) {
+            return Err((Phase::Transfer, Failure::HttpBodyMismatch));
+        }
+        return Ok(());
+    }
+}
+
+/// One request of the chain on a fresh connection: resolve, connect, TLS, response head.
+async fn send(
+    spec: &HttpSpec,
+    step: &Step,
+    deadline: Instant,
+    report: &mut HttpReport,
+    laps: &mut Laps,
+) -> Result<exchange::Head, (Phase, Failure)> {
+    let address = match step.dial(spec) {
+        Some(address) => address,
+        None => {
+            let answers = spec.resolver.resolve(&step.url.host, deadline).await;
             let answers = laps.lap(Phase::Dns, answers)?;
             let first = *answers.first().ok_or((Phase::Dns, Failure::NoAddress))?;
             report.answers = answers;
-            SocketAddr::new(first, spec.url.port)
+            SocketAddr::new(first, step.url.port)
         }
     };
     report.address = Some(address);
     let tcp = laps.lap(Phase::Connect, connect(address, deadline).await)?;
-    let code = match spec.url.scheme {
-        Scheme::Http => laps.lap(Phase::Ttfb, first_response(tcp, &spec.url, deadline).await)?,
+    let ask = exchange::Ask {
+        url: &step.url,
+        method: &step.method,
+        headers: &step.headers,
+        body: &step.body,
+    };
+    let build = |protocol| exchange::build(&ask, protocol).map_err(|f| (Phase::Ttfb, f));
+    match step.url.scheme {
+        Scheme::Http => {
+            let request = build(Protocol::Http1)?;
+            report.protocol = Some(Protocol::Http1);
+            let head = exchange::send(tcp, Protocol::Http1, request, deadline).await;
+            laps.lap(Phase::Ttfb, head)
+        }
         Scheme::Https => {
-            let host = &spec.url.host;
-            let handshake = tls::handshake(tcp, host, &spec.ca, spec.insecure, deadline).await;
+            let tls = (&spec.ca, spec.insecure);
+            let host = &step.url.host;
+            let handshake =
+                tls::handshake(tcp, host, tls, spec.client_cert.as_ref(), deadline).await;
             report.tls = handshake.info;
             let stream = match (handshake.stream, handshake.failure) {
                 (Some(stream), None) => Ok(stream),
                 (_, failure) => Err(failure.unwrap_or(Failure::TlsHandshake)),
             };
             let stream = laps.lap(Phase::Tls, stream)?;
-            let response = first_response(stream, &spec.url, deadline).await;
-            laps.lap(Phase::Ttfb, response)?
+            let protocol = if handshake.h2 {
+                Protocol::Http2
+            } else {
+                Protocol::Http1
+            };
+            let request = build(protocol)?;
+            report.protocol = Some(protocol);
+            let head = exchange::send(stream, protocol, request, deadline).await;
+            laps.lap(Phase::Ttfb, head)
         }
-    };
-    report.status = Some(code);
-    if !spec.expects(code) {
-        return Err((Phase::Ttfb, Failure::HttpStatus));
     }
-    Ok(())
 }
 
 async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, Failure> {
@@ -294,35 +463,25 @@ async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, Fa
     Ok(stream)
 }
 
-/// Sends the request on `io` and waits for the response head: its status code.
+/// Sends a plain `GET` of `url` over HTTP/1.1 on `io` and waits for the response head: its
+/// status code. The fuzz targets read responses through here.
 pub(crate) async fn first_response<T>(
     io: T,
     url: &HttpUrl,
     deadline: Instant,
 ) -> Result<u16, Failure>
 where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let request = Request::get(url.path.as_str())
-        .header(HOST, url.host_header())
-        .header(CONNECTION, "close")
-        .header(USER_AGENT, concat!("hopwatch/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| Failure::Config)?;
-    let exchange = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|_| Failure::HttpError)?;
-        let response = match select(Box::pin(sender.send_request(request)), Box::pin(conn)).await {
-            Either::Left((response, _conn)) => response,
-            // The connection ended first and is dropped now, which settles the request.
-            Either::Right((_ended, response)) => response.await,
-        };
-        response
-            .map(|r| r.status().as_u16())
-            .map_err(|_| Failure::HttpError)
+    let ask = exchange::Ask {
+        url,
+        method: &Method::GET,
+        headers: &Headers::default(),
+        body: &Bytes::new(),
     };
-    within(deadline, exchange).await?
+    let request = exchange::build(&ask, Protocol::Http1)?;
+    let head = exchange::send(io, Protocol::Http1, request, deadline).await?;
+    Ok(head.status)
 }
 
 /// An Ingress-hop target: one request, on a fresh connection each time.
@@ -494,6 +653,6 @@ mod tests {
     #[test]
     fn phases_are_named_for_labels() {
         let labels = Phase::ALL.map(Phase::as_str);
-        assert_eq!(labels, ["dns", "connect", "tls", "ttfb"]);
+        assert_eq!(labels, ["dns", "connect", "tls", "ttfb", "transfer"]);
     }
 }
