@@ -45,13 +45,14 @@ pub(super) fn options(at: &str, raw: &RawOptions) -> Result<HttpOptions, Problem
     let field = |name: &str| format!("{at}.{name}");
     let method = check_opt(raw.method, &field("method"), |s| method(s))?;
     let method = method.unwrap_or(Method::GET);
-    if let Some(body) = raw.body {
-        if method == Method::GET || method == Method::HEAD {
-            let message = format!(
-                "a {method} request sends no body; set `method` to POST, PUT, PATCH, DELETE or OPTIONS"
-            );
-            return Err(Problem::new(Some(body.referenced), field("body"), message));
-        }
+    if let Some(body) = raw
+        .body
+        .filter(|_| method == Method::GET || method == Method::HEAD)
+    {
+        let message = format!(
+            "a {method} request sends no body; set `method` to POST, PUT, PATCH, DELETE or OPTIONS"
+        );
+        return Err(Problem::new(Some(body.referenced), field("body"), message));
     }
     let expected_body = match raw.expected_body {
         Some(list) => expected_body(list, &field("expected_body"), &method)?,
