@@ -40,6 +40,7 @@ mod loadbalancer;
 mod options;
 pub mod redirect;
 mod report;
+mod request;
 mod resolve;
 pub mod tls;
 mod url;
@@ -51,8 +52,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{Detail, Failure, Outcome, TargetKey};
@@ -64,6 +63,8 @@ pub use identity::{ClientCert, ClientCertError};
 pub use loadbalancer::{LbExpected, LbReport, loadbalancer};
 pub use options::{BodyPattern, Headers};
 pub use report::format_utc;
+pub(crate) use request::first_response;
+pub use request::request;
 pub use resolve::{Resolver, classify_gai};
 pub use tls::{CaBundle, CaError, TlsInfo};
 pub use url::{HttpUrl, Scheme, UrlError, parse_connect_to};
@@ -291,199 +292,6 @@ async fn within<F: Future>(deadline: Instant, work: F) -> Result<F::Output, Fail
         .map_err(|_elapsed| Failure::Timeout)
 }
 
-/// One request as [`HttpSpec`] describes, redirects followed when it says so, giving up at
-/// `deadline`. Never fails: every way the request can end is an [`HttpReport`].
-pub async fn request(spec: &HttpSpec, deadline: Instant) -> HttpReport {
-    let mut report = HttpReport::new(spec.url.to_string());
-    report.method = spec.method.clone();
-    let mut laps = Laps::start();
-    if let Err((phase, failure)) = attempt(spec, deadline, &mut report, &mut laps).await {
-        report.result = Err(failure);
-        report.failed_phase = Some(phase);
-    }
-    report.phases = laps.phases;
-    report.total = laps.start.elapsed();
-    report
-}
-
-/// One request of a chain of redirects: where it goes, and what it sends.
-struct Step {
-    url: HttpUrl,
-    method: Method,
-    headers: Headers,
-    body: Bytes,
-}
-
-impl Step {
-    fn first(spec: &HttpSpec) -> Step {
-        Step {
-            url: spec.url.clone(),
-            method: spec.method.clone(),
-            headers: spec.headers.clone(),
-            body: spec.body.clone(),
-        }
-    }
-
-    /// The request a `code` redirect to `url` asks for.
-    fn follow(&self, spec: &HttpSpec, code: u16, url: HttpUrl) -> Step {
-        let (method, keep_body) = redirect::next_method(code, &self.method);
-        let headers = if url.host == spec.url.host {
-            spec.headers.clone()
-        } else {
-            spec.headers.for_other_host()
-        };
-        Step {
-            url,
-            method,
-            headers,
-            body: if keep_body {
-                self.body.clone()
-            } else {
-                Bytes::new()
-            },
-        }
-    }
-
-    /// The address to dial without resolving: `connect_to` for the spec's host (with the
-    /// step's port when a redirect changed it), or the URL's IP.
-    fn dial(&self, spec: &HttpSpec) -> Option<SocketAddr> {
-        match spec.connect_to {
-            Some(to) if self.url.host == spec.url.host => {
-                let port = if self.url.port == spec.url.port {
-                    to.port()
-                } else {
-                    self.url.port
-                };
-                Some(SocketAddr::new(to.ip(), port))
-            }
-            _ => self.url.ip().map(|ip| SocketAddr::new(ip, self.url.port)),
-        }
-    }
-}
-
-async fn attempt(
-    spec: &HttpSpec,
-    deadline: Instant,
-    report: &mut HttpReport,
-    laps: &mut Laps,
-) -> Result<(), (Phase, Failure)> {
-    let mut step = Step::first(spec);
-    loop {
-        let head = send(spec, &step, deadline, report, laps).await?;
-        report.status = Some(head.status);
-        let location = head.location.as_deref();
-        if let Some(location) = location.filter(|_| spec.follows(head.status)) {
-            if report.redirects.len() >= redirect::MAX_REDIRECTS {
-                return Err((Phase::Ttfb, Failure::HttpTooManyRedirects));
-            }
-            let url =
-                redirect::resolve(&step.url, location).ok_or((Phase::Ttfb, Failure::HttpError))?;
-            report.redirects.push(url.to_string());
-            step = step.follow(spec, head.status, url);
-            continue;
-        }
-        if !spec.expects(head.status) {
-            return Err((Phase::Ttfb, Failure::HttpStatus));
-        }
-        if spec.expected_body.is_empty() || step.method == Method::HEAD {
-            return Ok(());
-        }
-        let body = laps.lap(Phase::Transfer, head.read_body(deadline).await)?;
-        if !spec.expected_body.iter().all(|p| p.is_match(&body)) {
-            return Err((Phase::Transfer, Failure::HttpBodyMismatch));
-        }
-        return Ok(());
-    }
-}
-
-/// One request of the chain on a fresh connection: resolve, connect, TLS, response head.
-async fn send(
-    spec: &HttpSpec,
-    step: &Step,
-    deadline: Instant,
-    report: &mut HttpReport,
-    laps: &mut Laps,
-) -> Result<exchange::Head, (Phase, Failure)> {
-    let address = match step.dial(spec) {
-        Some(address) => address,
-        None => {
-            let answers = spec.resolver.resolve(&step.url.host, deadline).await;
-            let answers = laps.lap(Phase::Dns, answers)?;
-            let first = *answers.first().ok_or((Phase::Dns, Failure::NoAddress))?;
-            report.answers = answers;
-            SocketAddr::new(first, step.url.port)
-        }
-    };
-    report.address = Some(address);
-    let tcp = laps.lap(Phase::Connect, connect(address, deadline).await)?;
-    let ask = exchange::Ask {
-        url: &step.url,
-        method: &step.method,
-        headers: &step.headers,
-        body: &step.body,
-    };
-    let build = |protocol| exchange::build(&ask, protocol).map_err(|f| (Phase::Ttfb, f));
-    match step.url.scheme {
-        Scheme::Http => {
-            let request = build(Protocol::Http1)?;
-            report.protocol = Some(Protocol::Http1);
-            let head = exchange::send(tcp, Protocol::Http1, request, deadline).await;
-            laps.lap(Phase::Ttfb, head)
-        }
-        Scheme::Https => {
-            let tls = (&spec.ca, spec.insecure);
-            let host = &step.url.host;
-            let handshake =
-                tls::handshake(tcp, host, tls, spec.client_cert.as_ref(), deadline).await;
-            report.tls = handshake.info;
-            let stream = match (handshake.stream, handshake.failure) {
-                (Some(stream), None) => Ok(stream),
-                (_, failure) => Err(failure.unwrap_or(Failure::TlsHandshake)),
-            };
-            let stream = laps.lap(Phase::Tls, stream)?;
-            let protocol = if handshake.h2 {
-                Protocol::Http2
-            } else {
-                Protocol::Http1
-            };
-            let request = build(protocol)?;
-            report.protocol = Some(protocol);
-            let head = exchange::send(stream, protocol, request, deadline).await;
-            laps.lap(Phase::Ttfb, head)
-        }
-    }
-}
-
-async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, Failure> {
-    let stream = within(deadline, TcpStream::connect(address))
-        .await?
-        .map_err(|err| super::tcp::classify(&err))?;
-    // The request is one small write; do not let Nagle hold it back.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
-/// Sends a plain `GET` of `url` over HTTP/1.1 on `io` and waits for the response head: its
-/// status code. The fuzz targets read responses through here.
-pub(crate) async fn first_response<T>(
-    io: T,
-    url: &HttpUrl,
-    deadline: Instant,
-) -> Result<u16, Failure>
-where
-    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let ask = exchange::Ask {
-        url,
-        method: &Method::GET,
-        headers: &Headers::default(),
-        body: &Bytes::new(),
-    };
-    let request = exchange::build(&ask, Protocol::Http1)?;
-    let head = exchange::send(io, Protocol::Http1, request, deadline).await?;
-    Ok(head.status)
-}
-
 /// An Ingress-hop target: one request, on a fresh connection each time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpTarget {
@@ -523,7 +331,7 @@ impl LbTarget {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A loopback server that accepts and then does what `serve` says with each connection.
     async fn server<F, Fut>(serve: F) -> SocketAddr
@@ -648,6 +456,31 @@ mod tests {
         assert_eq!(wrong_code.result, Err(Failure::HttpStatus));
         let completed: Vec<Phase> = wrong_code.completed_phases().map(|(p, _)| p).collect();
         assert_eq!(completed, [Phase::Connect, Phase::Ttfb]);
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_no_http_url_is_an_http_error_and_is_final_when_not_followed() {
+        let ftp = replying(b"HTTP/1.1 302 Found\r\nLocation: ftp://files.test/\r\n\r\n").await;
+        let followed = HttpSpec {
+            follow_redirects: true,
+            ..spec("http", ftp)
+        };
+        let report = request(&followed, soon()).await;
+        assert_eq!(report.result, Err(Failure::HttpError));
+        assert_eq!(report.status, Some(302));
+        let report = request(&spec("http", ftp), soon()).await;
+        assert_eq!(report.result, Ok(()), "302 is expected by default");
+        // No Location: the 3xx is the final response, followed or not.
+        let bare = replying(b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n").await;
+        let report = request(
+            &HttpSpec {
+                follow_redirects: true,
+                ..spec("http", bare)
+            },
+            soon(),
+        )
+        .await;
+        assert_eq!((report.result, report.status), (Ok(()), Some(302)));
     }
 
     #[test]
