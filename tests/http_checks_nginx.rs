@@ -1,7 +1,8 @@
 //! The request checks of the Ingress hop against a real nginx: HTTP/2 when nginx offers it by
 //! ALPN and HTTP/1.1 when it does not, a client certificate made by openssl for a server with
 //! `ssl_verify_client on`, configured headers, body patterns, redirects followed or not, and
-//! methods other than GET. What the probe reports is checked against what nginx logged.
+//! methods other than GET. What the probe reports is checked against what nginx logged. A
+//! server that refuses a missing client certificate in the handshake is `openssl s_server`.
 //!
 //! See `nginx_support` for the lab; the probe dials 127.0.0.1 with SNI and `Host` set to the
 //! test host names, as it dials a load balancer for a public name.
@@ -327,4 +328,71 @@ async fn a_post_redirected_by_a_302_is_followed_with_a_get() {
         .map(|f| (f[0].as_str(), f[1].as_str()))
         .collect();
     assert_eq!(seen, [("POST", "/redirect"), ("GET", "/body")]);
+}
+
+/// `openssl s_server` requiring a client certificate (`-Verify 1`), killed on drop.
+struct SServer(std::process::Child);
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_in_the_handshake_is_a_tls_failure() {
+    let lab = Lab::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-tls1_3", "-Verify", "1"])
+        .arg("-accept")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(lab.file("valid.crt"))
+        .arg("-key")
+        .arg(lab.file("valid.key"))
+        .arg("-CAfile")
+        .arg(&lab.clients.ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server (apt-get install openssl)");
+    let _server = SServer(child);
+    let at: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(at).is_err() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "s_server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = HttpUrl::parse(&format!("https://{MTLS}:{port}/")).unwrap();
+    let without = HttpSpec {
+        connect_to: Some(at),
+        ca: CaBundle::from_file(&lab.ca_file).unwrap(),
+        ..HttpSpec::new(url)
+    };
+    let report = http::request(&without, deadline()).await;
+    // TLS 1.3: the client's handshake is over before the server judges its certificate, so
+    // the alert (certificate_required) is read with the response, in the ttfb phase.
+    assert_eq!(
+        report.result,
+        Err(Failure::TlsHandshake),
+        "{}",
+        report.render_text()
+    );
+    let with = HttpSpec {
+        client_cert: Some(ClientCert::from_files(&lab.clients.cert, &lab.clients.key).unwrap()),
+        ..without
+    };
+    let report = http::request(&with, deadline()).await;
+    assert_eq!(report.result, Ok(()), "{}", report.render_text());
+    assert_eq!(report.status, Some(200));
 }

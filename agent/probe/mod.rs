@@ -116,7 +116,8 @@ pub enum Failure {
     /// The server's certificate is not valid for the host name asked for (SNI).
     TlsHostnameMismatch,
     /// The TLS handshake failed for another reason: an alert, no shared protocol or cipher,
-    /// a malformed certificate, the connection closed or not TLS at all.
+    /// a malformed certificate, the connection closed or not TLS at all; or the server sent an
+    /// alert right after it (TLS 1.3 refusing a client certificate).
     TlsHandshake,
     /// The response code is not one the target expects.
     HttpStatus,

@@ -143,6 +143,12 @@ impl Lab {
         }
     }
 
+    /// A file the lab wrote: `valid.crt` and `valid.key` (ok, app, mtls hosts), the
+    /// client PKI's files.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     /// A loopback address where nothing listens.
     pub fn closed(&self) -> SocketAddr {
         self.closed.local_addr().unwrap()

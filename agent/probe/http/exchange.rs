@@ -125,7 +125,7 @@ where
                 (sender.send_request(request).await, driver)
             }
         };
-        let response = response.map_err(|_| Failure::HttpError)?;
+        let response = response.map_err(|err| classify(&err))?;
         let location = response
             .headers()
             .get(LOCATION)
@@ -139,6 +139,25 @@ where
         })
     };
     within(deadline, exchange).await?
+}
+
+/// Names a failed exchange: a TLS alert from the server, which a TLS 1.3 server sends after the
+/// handshake to refuse a missing or untrusted client certificate, is `tls_handshake`; anything
+/// else is `http_error`.
+fn classify(err: &hyper::Error) -> Failure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if inner.is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+            || e.downcast_ref::<rustls::Error>().is_some()
+        {
+            return Failure::TlsHandshake;
+        }
+        cause = e.source();
+    }
+    Failure::HttpError
 }
 
 impl Head {
