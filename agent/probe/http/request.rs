@@ -47,13 +47,14 @@ impl Step {
         }
     }
 
-    /// The request a `code` redirect to `url` asks for.
-    fn follow(&self, spec: &HttpSpec, code: u16, url: HttpUrl) -> Step {
+    /// The request a `code` redirect to `url` asks for. Credentials dropped on the way to
+    /// another host stay dropped, as in Go's client.
+    fn follow(&self, code: u16, url: HttpUrl) -> Step {
         let (method, keep_body) = redirect::next_method(code, &self.method);
-        let headers = if url.host == spec.url.host {
-            spec.headers.clone()
+        let headers = if url.host == self.url.host {
+            self.headers.clone()
         } else {
-            spec.headers.for_other_host()
+            self.headers.for_other_host()
         };
         Step {
             url,
@@ -102,7 +103,7 @@ async fn attempt(
             let url =
                 redirect::resolve(&step.url, location).ok_or((Phase::Ttfb, Failure::HttpError))?;
             report.redirects.push(url.to_string());
-            step = step.follow(spec, head.status, url);
+            step = step.follow(head.status, url);
             continue;
         }
         if !spec.expects(head.status) {
@@ -205,4 +206,63 @@ where
     let request = exchange::build(&ask, Protocol::Http1)?;
     let head = exchange::send(io, Protocol::Http1, request, deadline).await?;
     Ok(head.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> HttpUrl {
+        HttpUrl::parse(text).unwrap()
+    }
+
+    #[test]
+    fn credentials_stay_behind_once_a_redirect_leaves_the_host() {
+        let spec = HttpSpec {
+            headers: Headers::parse([("Authorization", "Bearer t"), ("X-Probe", "1")]).unwrap(),
+            method: Method::POST,
+            body: Bytes::from_static(b"x"),
+            ..HttpSpec::new(url("https://a.test/login"))
+        };
+        let names = |step: &Step| -> Vec<String> {
+            step.headers.iter().map(|(n, _)| n.to_string()).collect()
+        };
+        let first = Step::first(&spec);
+        let same = first.follow(307, url("https://a.test/next"));
+        assert_eq!(names(&same), ["authorization", "x-probe"]);
+        assert_eq!((same.method.clone(), same.body.len()), (Method::POST, 1));
+        let away = same.follow(302, url("https://b.test/"));
+        assert_eq!(names(&away), ["x-probe"]);
+        assert_eq!((away.method.clone(), away.body.len()), (Method::GET, 0));
+        let back = away.follow(302, url("https://a.test/done"));
+        assert_eq!(names(&back), ["x-probe"]);
+    }
+
+    #[test]
+    fn connect_to_is_dialled_for_the_spec_host_on_the_step_port() {
+        let spec = HttpSpec {
+            connect_to: Some("127.0.0.9:8443".parse().unwrap()),
+            ..HttpSpec::new(url("https://a.test:8443/"))
+        };
+        let dial = |text: &str| {
+            Step::first(&HttpSpec {
+                url: url(text),
+                ..spec.clone()
+            })
+            .dial(&spec)
+        };
+        assert_eq!(
+            dial("https://a.test:8443/x"),
+            Some("127.0.0.9:8443".parse().unwrap())
+        );
+        assert_eq!(
+            dial("http://a.test/x"),
+            Some("127.0.0.9:80".parse().unwrap())
+        );
+        assert_eq!(dial("https://b.test/"), None, "another host is resolved");
+        assert_eq!(
+            dial("http://10.1.2.3:81/"),
+            Some("10.1.2.3:81".parse().unwrap())
+        );
+    }
 }
