@@ -457,7 +457,7 @@ impl Agent {
     /// Logs each newly invalid Ingress annotation once, and exports how many there are.
     fn note_invalid(&mut self, invalid: BTreeSet<String>) {
         for message in invalid.difference(&self.invalid) {
-            tracing::warn!("{message}; its load-balancer hop is unknown until it is fixed");
+            tracing::warn!("{message}");
         }
         self.metrics.cluster.set_invalid_annotations(invalid.len());
         self.invalid = invalid;

@@ -244,13 +244,20 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
         };
         let port = url.port;
         let spec = HttpSpec {
-            url,
             connect_to: ing.dial.map(|ip| SocketAddr::new(ip, port)),
-            expected_status: config.ingress_expected_status.clone(),
+            expected_status: ing
+                .expected_status
+                .clone()
+                .unwrap_or_else(|| config.ingress_expected_status.clone()),
             insecure: config.ingress_insecure,
             ca: config.ingress_ca.clone(),
             resolver: resolver.clone(),
+            ..HttpSpec::new(url)
         };
+        let mut spec = config.ingress_request.apply(spec);
+        if let Some(headers) = &ing.headers {
+            spec.headers = spec.headers.merged(headers);
+        }
         let target = HttpTarget {
             key: key(Hop::Ingress, &ing.id),
             spec,

@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hopwatch::config::{
-    CanaryConfig, Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, KubernetesConfig, Schedule,
-    StaticHttp, StubResolver,
+    CanaryConfig, Config, ConfigError, DnsTarget, EMBEDDED_DEFAULT, HttpOptions, KubernetesConfig,
+    Schedule, StaticHttp, StubResolver,
 };
 use hopwatch::discovery::model::ObjKey;
 use hopwatch::discovery::select::{AnnotationMode, LabelSelector, Selection};
 use hopwatch::discovery::targets::Settings;
 use hopwatch::probe::dns::{Flavor, QueryTypes};
-use hopwatch::probe::http::{CaBundle, HttpUrl, Resolver};
+use hopwatch::probe::http::{CaBundle, ClientCert, HttpUrl, Resolver};
 use hopwatch::probe::tcp::ConnectTarget;
 use hopwatch::probe::{Hop, Target, TargetKey};
+use hyper::Method;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -432,7 +433,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-http-unknown-field.yaml",
-        "invalid-http-unknown-field.yaml:3:5: http[0]: unknown field `method`, expected one of `url`, `id`, `connect_to`, `expected_status`, `insecure`, `ca_file`, `resolv_conf`, `flavor`, `qtypes`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`",
+        "invalid-http-unknown-field.yaml:3:5: http[0]: unknown field `verb`, expected one of `url`, `id`, `connect_to`, `expected_status`, `insecure`, `ca_file`, `resolv_conf`, `flavor`, `qtypes`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `method`, `headers`, `body`, `expected_body`, `cert_file`, `key_file`, `follow_redirects`",
     ),
     (
         "invalid-http-url.yaml",
@@ -456,7 +457,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-ingress-unknown-field.yaml",
-        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `classes`, `probe_nodes`",
+        "invalid-kubernetes-ingress-unknown-field.yaml:4:5: kubernetes.ingress: unknown field `verify`, expected one of `ca_file`, `insecure`, `expected_status`, `interval_seconds`, `timeout_seconds`, `jitter_seconds`, `classes`, `probe_nodes`, `method`, `headers`, `body`, `expected_body`, `cert_file`, `key_file`, `follow_redirects`",
     ),
     (
         "invalid-kubernetes-ingress-class-empty.yaml",
@@ -549,6 +550,66 @@ const INVALID: &[(&str, &str)] = &[
     (
         "invalid-tcp-missing-address.yaml",
         "invalid-tcp-missing-address.yaml:2:5: tcp[0]: missing field `address`",
+    ),
+    (
+        "invalid-http-method.yaml",
+        "invalid-http-method.yaml:3:13: http[0].method: `get` is not a method the probe sends; use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    ),
+    (
+        "invalid-http-body-get.yaml",
+        "invalid-http-body-get.yaml:3:11: http[0].body: a GET request sends no body; set `method` to POST, PUT, PATCH, DELETE or OPTIONS",
+    ),
+    (
+        "invalid-http-header-reserved.yaml",
+        "invalid-http-header-reserved.yaml:5:7: http[0].headers: header \"Host\": set by the probe itself and cannot be configured",
+    ),
+    (
+        "invalid-http-header-value.yaml",
+        "invalid-http-header-value.yaml:4:16: http[0].headers.X-Token: header value contains `→`; only printable ASCII characters are allowed",
+    ),
+    (
+        "invalid-http-headers-type.yaml",
+        "invalid-http-headers-type.yaml:3:14: http[0].headers: expected a mapping of header names to values, found a list",
+    ),
+    (
+        "invalid-http-expected-body-regex.yaml",
+        "invalid-http-expected-body-regex.yaml:3:27: http[0].expected_body[1]: not a valid regular expression: unclosed character class",
+    ),
+    (
+        "invalid-http-expected-body-head.yaml",
+        "invalid-http-expected-body-head.yaml:4:20: http[0].expected_body: a response to HEAD has no body to match; use another `method`",
+    ),
+    (
+        "invalid-http-expected-body-empty.yaml",
+        "invalid-http-expected-body-empty.yaml:3:20: http[0].expected_body: must list at least one pattern; leave `expected_body` out to not read the body",
+    ),
+    (
+        "invalid-http-cert-without-key.yaml",
+        "invalid-http-cert-without-key.yaml:3:16: http[0].cert_file: needs `key_file`, the private key of the certificate",
+    ),
+    (
+        "invalid-http-key-mismatch.yaml",
+        "invalid-http-key-mismatch.yaml:4:15: http[0].key_file: tests/fixtures/config/other.key is not the private key of the certificate in tests/fixtures/config/client.crt",
+    ),
+    (
+        "invalid-http-cert-missing.yaml",
+        "invalid-http-cert-missing.yaml:3:16: http[0].cert_file: cannot read tests/fixtures/config/no-such-client.crt: No such file or directory (os error 2)",
+    ),
+    (
+        "invalid-http-cert-plain-http.yaml",
+        "invalid-http-cert-plain-http.yaml:3:16: http[0].cert_file: `cert_file` applies to https:// URLs only, and `url` is http://",
+    ),
+    (
+        "invalid-http-follow-redirects-type.yaml",
+        "invalid-http-follow-redirects-type.yaml:3:23: http[0].follow_redirects: expected `true` or `false`, found `sometimes`",
+    ),
+    (
+        "invalid-kubernetes-ingress-method.yaml",
+        "invalid-kubernetes-ingress-method.yaml:3:13: kubernetes.ingress.method: `FETCH` is not a method the probe sends; use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    ),
+    (
+        "invalid-kubernetes-ingress-key-without-cert.yaml",
+        "invalid-kubernetes-ingress-key-without-cert.yaml:3:15: kubernetes.ingress.key_file: needs `cert_file`, the certificate the key belongs to",
     ),
     (
         "invalid-tcp-unknown-field.yaml",
@@ -827,6 +888,7 @@ fn kubernetes_defaults() -> KubernetesConfig {
         ingress_insecure: false,
         ingress_expected_status: vec![200..=399],
         ingress_schedule: schedule(30.0, 25.0, 1.0),
+        ingress_request: HttpOptions::default(),
     }
 }
 
@@ -984,6 +1046,7 @@ fn every_http_field_lands_where_it_should() {
         ca: ca(),
         resolver: None,
         schedule: schedule(10.0, 2.0, 0.0),
+        request: HttpOptions::default(),
     };
     let url_only = StaticHttp {
         id: "http://api.example.com/".into(),
@@ -994,6 +1057,7 @@ fn every_http_field_lands_where_it_should() {
         ca: CaBundle::WebPki,
         resolver: None,
         schedule: schedule(20.0, 5.0, 0.5),
+        request: HttpOptions::default(),
     };
     let resolver = StaticHttp {
         id: "www-go".into(),
@@ -1018,6 +1082,49 @@ fn every_http_field_lands_where_it_should() {
         ..url_only.clone()
     };
     assert_eq!(config.http, [every_field, url_only, resolver, inherited]);
+}
+
+#[test]
+fn every_request_field_lands_where_it_should() {
+    let config = parse_fixture("valid-http-request.yaml").unwrap();
+    let client = ClientCert::from_files(
+        &repo("tests/fixtures/config/client.crt"),
+        &repo("tests/fixtures/config/client.key"),
+    )
+    .unwrap();
+    let search = &config.http[0].request;
+    assert_eq!(search.method, Method::POST);
+    assert_eq!(&search.body[..], br#"{"q": "probe"}"#);
+    let headers: Vec<(&str, &[u8])> = search
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("content-type", &b"application/json"[..]),
+            ("authorization", b"Bearer s3cret")
+        ]
+    );
+    let patterns: Vec<&str> = search.expected_body.iter().map(|p| p.as_str()).collect();
+    assert_eq!(patterns, ["\"results\":", "build=[0-9]+"]);
+    assert_eq!(search.client_cert.as_ref(), Some(&client));
+    assert!(!search.follow_redirects);
+    // The spec the scheduler runs carries them.
+    let spec = config.http[0].target().spec;
+    assert_eq!(spec.method, Method::POST);
+    assert_eq!(spec.headers, search.headers);
+    assert!(!spec.follow_redirects);
+    // Nothing set: blackbox_exporter's defaults.
+    assert_eq!(config.http[1].request, HttpOptions::default());
+    assert!(config.http[1].target().spec.follow_redirects);
+    let ingress = config.kubernetes.unwrap().ingress_request;
+    assert_eq!(ingress.method, Method::HEAD);
+    assert_eq!(ingress.client_cert, Some(client));
+    assert!(!ingress.follow_redirects);
+    // Header values never show in the config's Debug output.
+    assert!(!format!("{:?}", config.http).contains("s3cret"));
 }
 
 #[test]

@@ -459,7 +459,7 @@ async fn the_cli_prints_the_report_and_exits_by_the_result() {
         text.contains("dns              -    (address given, not resolved)"),
         "{text}"
     );
-    assert!(text.contains("\nstatus   200\n"), "{text}");
+    assert!(text.contains("\nstatus   200 (http/1.1)\n"), "{text}");
     assert!(text.contains("TLSv1.3, certificate verified"), "{text}");
     assert!(text.ends_with("result   success\n"), "{text}");
     let (text, code) = http::cli(&cli_args(&lab, EXPIRED)).await.unwrap();

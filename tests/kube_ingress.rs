@@ -294,3 +294,88 @@ fn a_cdn_in_front_is_expected_by_annotation_and_no_status_is_unknown() {
         "{log}"
     );
 }
+
+/// An HTTP "load balancer" on `ip:80` answering 200 to everything, keeping each request head.
+fn recording_lb(ip: Ipv4Addr) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let listener = TcpListener::bind((ip, 80)).unwrap_or_else(|e| {
+        panic!("cannot listen on {ip}:80 ({e}); this test needs root, as CI has")
+    });
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&heads);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            if let Ok(n @ 1..) = stream.read(&mut buf) {
+                let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                seen.lock().unwrap().push(head);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    heads
+}
+
+#[test]
+fn annotations_override_the_path_status_and_headers_and_a_bad_one_is_counted() {
+    let net = Net::new();
+    let web = Backend::new(&net, "shop", "web", 11, &[21, 22]);
+    let lb_ip = net.ip(80);
+    let heads = recording_lb(lb_ip);
+    let status = lb_status(json!([{"ip": lb_ip.to_string()}]));
+    let overrides = json!({
+        "hopwatch.io/path": "/healthz?full=1",
+        "hopwatch.io/expected-status": "204",
+        "hopwatch.io/headers": "X-Probe: hopwatch\nAuthorization: Bearer s3cret",
+    });
+    let mut objects = web.objects();
+    objects.push(ingress_with(status.clone(), overrides));
+    let cluster = Cluster::start(net, objects);
+    let options = AgentOptions {
+        kubernetes: KUBERNETES.to_string(),
+        ..AgentOptions::default()
+    };
+    let mut agent = Agent::start(&cluster, &options);
+
+    // The annotated path is requested with the headers, and a 200 is not the annotated 204.
+    const HEALTHZ: &str = "shop/front/shop.example.test/healthz?full=1";
+    let e = agent.wait_for(PROBE, "request the annotated path", |e| {
+        probes(e, "ingress", HEALTHZ, Some("http_status")) >= 1.0
+    });
+    assert_eq!(
+        probes(&e, "ingress", ROOT, None),
+        0.0,
+        "the rule path is not requested"
+    );
+    assert_eq!(e.value("hopwatch_invalid_annotations", &[]), 0.0);
+    let head = heads.lock().unwrap().first().cloned().unwrap_or_default();
+    assert!(
+        head.starts_with("get /healthz?full=1 http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nx-probe: hopwatch\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nauthorization: bearer s3cret\r\n"),
+        "{head}"
+    );
+
+    // A status that does not parse: counted and logged, the rule probed with the defaults.
+    let bad = json!({"hopwatch.io/expected-status": "2xx"});
+    cluster.fake.replace(PATH, &ingress_with(status, bad));
+    agent.wait_for(PROBE, "count the bad annotation and probe the rule", |e| {
+        e.value("hopwatch_invalid_annotations", &[]) == 1.0
+            && probes(e, "ingress", ROOT, Some("success")) >= 1.0
+    });
+    let log = agent.log();
+    assert!(
+        log.contains(
+            "Ingress shop/front: annotation hopwatch.io/expected-status: `2xx` is not a status \
+             code from 100 to 599 or a range such as 200-299; its rules are probed with the \
+             configured settings until it is fixed"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "no header value is ever logged");
+}

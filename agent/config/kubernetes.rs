@@ -8,13 +8,14 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use super::fields;
+use super::http_options;
 use super::k8s_names;
 use super::raw::{Problem, RawClusterDns, RawConnect, RawIngress, RawKubernetes, RawServices, S};
 use super::statics;
 use super::validate::{
     Computed, Defaults, PROBE_DEFAULTS, Timing, check, check_opt, qtypes, schedule, timing,
 };
-use super::{KubernetesConfig, Schedule};
+use super::{HttpOptions, KubernetesConfig, Schedule};
 use crate::discovery::model::ObjKey;
 use crate::discovery::select::{AnnotationMode, LabelSelector, Selection};
 use crate::discovery::targets::Settings;
@@ -123,6 +124,7 @@ pub(super) fn section(
         ingress_insecure: ingress.insecure,
         ingress_expected_status: ingress.expected_status,
         ingress_schedule: ingress.schedule,
+        ingress_request: ingress.request,
     })
 }
 
@@ -290,6 +292,7 @@ struct Ingress {
     classes: Vec<String>,
     /// Nodes probing each Ingress rule and load-balancer host.
     probe_nodes: usize,
+    request: HttpOptions,
 }
 
 /// `kubernetes.ingress`: which Ingresses by class, and the settings of an `http` target for
@@ -321,6 +324,7 @@ fn ingress(raw: &RawIngress, defaults: &Defaults) -> Result<Ingress, Problem> {
         schedule: schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?,
         classes: classes.unwrap_or_default(),
         probe_nodes: probe_nodes.unwrap_or(DEFAULT_EDGE_PROBE_NODES),
+        request: http_options::options("kubernetes.ingress", &http_options::raw_options!(raw))?,
     })
 }
 

@@ -104,7 +104,7 @@ fn is_type_error(err: &Error) -> bool {
 /// What the field at `path` takes, for "expected …, found …".
 fn expected(path: &str) -> Option<&'static str> {
     // Under these the keys are the user's, so the last step names nothing of ours.
-    if path.starts_with("otlp.headers.") {
+    if path.starts_with("otlp.headers.") || path.contains(".headers.") {
         return Some("a header value");
     }
     if path.starts_with("otlp.resource.") {
@@ -149,7 +149,11 @@ fn expected(path: &str) -> Option<&'static str> {
         "url" => "an http:// or https:// URL",
         "connect_to" => "an IP address, optionally with a port",
         "expected_status" => "a list of status codes and ranges such as `[200, \"300-399\"]`",
-        "insecure" | "service_histogram" => "`true` or `false`",
+        "insecure" | "service_histogram" | "follow_redirects" => "`true` or `false`",
+        "method" => "an HTTP method such as `GET` or `POST`",
+        "body" => "the request body, as text",
+        "expected_body" => "a list of regular expressions",
+        "cert_file" | "key_file" => "a file path",
         "ca_file" => "a file path",
         "address" => "an IP address and port such as `10.96.0.10:53`",
         "hop" => "`service` or `pod`",
@@ -171,6 +175,7 @@ fn expected(path: &str) -> Option<&'static str> {
             "a status code or a range such as `200-299`"
         }
         _ if in_list && path.contains(".qtypes[") => "a record type, `A` or `AAAA`",
+        _ if in_list && path.contains(".expected_body[") => "a regular expression",
         _ if in_list && path.contains("namespaces[") => "a namespace name",
         _ if in_list && path.contains(".always[") => "a Service as `namespace/name`",
         _ if in_list && path.contains(".classes[") => "an IngressClass name",

@@ -8,6 +8,8 @@
 //!   with `kubernetes.ingress` (expected codes, CA file).
 //! - `otlp`: the same for the `otlp:` section, into [`crate::otlp::Settings`].
 //! - `canary`: the same for the `canary:` section, into [`CanaryConfig`].
+//! - `http_options`: the request settings `http` targets and `kubernetes.ingress` share
+//!   (method, headers, body, body patterns, client certificate, redirects).
 //! - `fields`: pure checks of single values (names, addresses, durations).
 //! - `net_fields`: pure checks of URLs, IP:PORT addresses, status codes and headers.
 //! - `k8s_names`: pure checks of Kubernetes names (namespaces, Services, annotation keys).
@@ -17,6 +19,7 @@
 
 mod canary;
 mod fields;
+mod http_options;
 mod k8s_names;
 mod kubernetes;
 mod locate;
@@ -32,7 +35,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::probe::dns::{Flavor, LookupOptions, QueryTypes, ResolvConf};
-use crate::probe::http::{CaBundle, HttpSpec, HttpTarget, HttpUrl, Resolver};
+use crate::probe::http::{
+    BodyPattern, CaBundle, ClientCert, Headers, HttpSpec, HttpTarget, HttpUrl, Resolver,
+};
 use crate::probe::tcp::ConnectTarget;
 use crate::probe::{Hop, TargetKey};
 
@@ -112,6 +117,52 @@ pub struct KubernetesConfig {
     pub ingress_expected_status: Vec<RangeInclusive<u16>>,
     /// Schedule of the discovered Ingress and load-balancer probes.
     pub ingress_schedule: Schedule,
+    /// Method, headers, body patterns, client certificate and redirects of every discovered
+    /// Ingress rule's request; an Ingress's annotations may override the headers.
+    pub ingress_request: HttpOptions,
+}
+
+/// What an HTTP probe sends beyond its URL, and what it follows and checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOptions {
+    pub method: hyper::Method,
+    /// Values are never logged or exported.
+    pub headers: Headers,
+    pub body: bytes::Bytes,
+    /// Patterns the body must all match; empty: the body is not read.
+    pub expected_body: Vec<BodyPattern>,
+    pub client_cert: Option<ClientCert>,
+    /// Default `true`, as blackbox_exporter.
+    pub follow_redirects: bool,
+}
+
+impl Default for HttpOptions {
+    /// A `GET` without headers, body or client certificate, following redirects.
+    fn default() -> HttpOptions {
+        HttpOptions {
+            method: hyper::Method::GET,
+            headers: Headers::default(),
+            body: bytes::Bytes::new(),
+            expected_body: Vec::new(),
+            client_cert: None,
+            follow_redirects: true,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// `spec` with these settings.
+    pub fn apply(&self, spec: HttpSpec) -> HttpSpec {
+        HttpSpec {
+            method: self.method.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            expected_body: self.expected_body.clone(),
+            client_cert: self.client_cert.clone(),
+            follow_redirects: self.follow_redirects,
+            ..spec
+        }
+    }
 }
 
 /// When and for how long a target is probed.
@@ -166,6 +217,7 @@ pub struct StaticHttp {
     /// How the URL's host is resolved: `None` = the system resolver (`getaddrinfo`).
     pub resolver: Option<StubResolver>,
     pub schedule: Schedule,
+    pub request: HttpOptions,
 }
 
 /// The emulated stub resolver an `http` target resolves its host with.
@@ -200,16 +252,17 @@ impl StaticHttp {
                 }))
             }
         };
+        let spec = HttpSpec {
+            connect_to: self.connect_to,
+            expected_status: self.expected_status.clone(),
+            insecure: self.insecure,
+            ca: self.ca.clone(),
+            resolver,
+            ..HttpSpec::new(self.url.clone())
+        };
         HttpTarget {
             key: self.key(),
-            spec: HttpSpec {
-                url: self.url.clone(),
-                connect_to: self.connect_to,
-                expected_status: self.expected_status.clone(),
-                insecure: self.insecure,
-                ca: self.ca.clone(),
-                resolver,
-            },
+            spec: self.request.apply(spec),
             schedule: self.schedule,
         }
     }

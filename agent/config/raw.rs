@@ -166,6 +166,13 @@ pub(super) struct RawHttpTarget {
     pub interval_seconds: Option<S<f64>>,
     pub timeout_seconds: Option<S<f64>>,
     pub jitter_seconds: Option<S<f64>>,
+    pub method: Option<S<String>>,
+    pub headers: Option<S<Pairs>>,
+    pub body: Option<S<String>>,
+    pub expected_body: Option<S<Vec<S<String>>>>,
+    pub cert_file: Option<S<String>>,
+    pub key_file: Option<S<String>>,
+    pub follow_redirects: Option<S<bool>>,
 }
 
 /// One entry of `tcp:`: a connect to a fixed address.
@@ -295,6 +302,13 @@ pub(super) struct RawIngress {
     pub jitter_seconds: Option<S<f64>>,
     pub classes: Option<S<Vec<S<String>>>>,
     pub probe_nodes: Option<S<i64>>,
+    pub method: Option<S<String>>,
+    pub headers: Option<S<Pairs>>,
+    pub body: Option<S<String>>,
+    pub expected_body: Option<S<Vec<S<String>>>>,
+    pub cert_file: Option<S<String>>,
+    pub key_file: Option<S<String>>,
+    pub follow_redirects: Option<S<bool>>,
 }
 
 /// Parses and validates YAML text; `origin` names the file in errors.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
 use super::fields;
+use super::http_options;
 use super::net_fields;
 use super::raw::{Problem, RawHttpTarget, RawTcpTarget, S};
 use super::validate::{
@@ -58,6 +59,7 @@ fn http_target(at: &str, t: &RawHttpTarget, defaults: &Defaults) -> Result<Stati
     if url.scheme == Scheme::Http {
         only_for_https(t, at)?;
     }
+    let request = http_options::options(at, &http_options::raw_options!(t))?;
     let resolver = stub_resolver(at, t, defaults)?;
     if resolver.is_some() {
         resolver_used(t, at, connect_to.is_some(), url.ip().is_some())?;
@@ -77,18 +79,25 @@ fn http_target(at: &str, t: &RawHttpTarget, defaults: &Defaults) -> Result<Stati
         ca: ca.unwrap_or(CaBundle::WebPki),
         resolver,
         schedule: schedule(&own, &defaults.timing, &PROBE_DEFAULTS)?,
+        request,
     })
 }
 
-/// `ca_file` and `insecure: true` are about a certificate, which an http:// URL never sees.
+/// `ca_file`, `cert_file`, `key_file` and `insecure: true` are about TLS, which an http:// URL
+/// never uses.
 fn only_for_https(t: &RawHttpTarget, at: &str) -> Result<(), Problem> {
     let message =
         |name: &str| format!("{name} applies to https:// URLs only, and `url` is http://");
-    if let Some(ca) = &t.ca_file {
+    let files = [
+        ("ca_file", &t.ca_file),
+        ("cert_file", &t.cert_file),
+        ("key_file", &t.key_file),
+    ];
+    if let Some((name, Some(file))) = files.into_iter().find(|(_, f)| f.is_some()) {
         return Err(Problem::new(
-            Some(ca.referenced),
-            format!("{at}.ca_file"),
-            message("`ca_file`"),
+            Some(file.referenced),
+            format!("{at}.{name}"),
+            message(&format!("`{name}`")),
         ));
     }
     match &t.insecure {

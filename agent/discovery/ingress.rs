@@ -3,15 +3,19 @@
 //!
 //! A rule is probed as `https://host/path` when a TLS block covers its host, else `http://`.
 //! Rules without a host, wildcard hosts and regex paths are not probed: there is no single
-//! URL to ask for (documented in docs/METRICS.md).
+//! URL to ask for (documented in docs/METRICS.md). An Ingress annotated `hopwatch.io/path`
+//! has one request per host, for that path, whatever its rules' paths ([`overrides`]).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
 use super::expected::{self, EXPECTED_ANNOTATION, Expected};
 use super::model::ObjKey;
+use super::overrides::{self, Overrides};
+use crate::probe::http::Headers;
 
 /// A Service port an Ingress path routes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,10 @@ pub struct IngressInfo {
     /// The [`EXPECTED_ANNOTATION`], parsed; the error names the Ingress and the annotation.
     pub expected_annotation: Option<Result<Expected, String>>,
     pub probe_annotation: Option<String>,
+    /// Path, expected status and headers by annotation ([`overrides`]).
+    pub overrides: Overrides,
+    /// Why an override annotation was left out, one message each.
+    pub override_errors: Vec<String>,
 }
 
 impl IngressInfo {
@@ -69,6 +77,17 @@ impl IngressInfo {
             .as_ref()
             .err()
             .map(String::as_str)
+    }
+
+    /// Every annotation value of this Ingress that does not parse, each message saying what
+    /// is probed meanwhile.
+    pub fn annotation_errors(&self) -> impl Iterator<Item = String> + '_ {
+        let expected = self
+            .annotation_error()
+            .map(|e| format!("{e}; its load-balancer hop is unknown until it is fixed"));
+        expected
+            .into_iter()
+            .chain(self.override_errors.iter().cloned())
     }
 }
 
@@ -117,6 +136,7 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
         .collect();
     let annotations = ing.metadata.annotations.as_ref();
     let expected_annotation = expected_annotation(ing, &key);
+    let (overrides, override_errors) = overrides::parse(annotations, &key);
     Some(IngressInfo {
         class: spec.and_then(|s| s.ingress_class_name.clone()),
         paths,
@@ -131,6 +151,8 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
             .collect(),
         expected_annotation,
         probe_annotation: annotations.and_then(|a| a.get(annotation)).cloned(),
+        overrides,
+        override_errors,
         key,
     })
 }
@@ -170,6 +192,10 @@ pub struct IngressTarget {
     /// The load balancer address to dial, if the Ingress has one.
     pub dial: Option<IpAddr>,
     pub backend: Option<ObjKey>,
+    /// `hopwatch.io/expected-status`, replacing the configured codes.
+    pub expected_status: Option<Vec<RangeInclusive<u16>>>,
+    /// `hopwatch.io/headers`, added to the configured headers (replacing same names).
+    pub headers: Option<Headers>,
 }
 
 fn probeable_host(host: &str) -> bool {
@@ -184,22 +210,32 @@ fn probeable_path(path: &str) -> bool {
 /// The edge targets of one selected Ingress.
 pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget>) {
     let mut hosts: Vec<LoadBalancerTarget> = Vec::new();
-    let mut requests = Vec::new();
+    let mut requests: Vec<IngressTarget> = Vec::new();
     let expected = ing.expected();
+    let fixed = ing.overrides.path.as_deref();
     for p in ing
         .paths
         .iter()
-        .filter(|p| probeable_host(&p.host) && probeable_path(&p.path))
+        .filter(|p| probeable_host(&p.host) && (fixed.is_some() || probeable_path(&p.path)))
     {
         let tls = ing.tls_hosts.contains(&p.host);
         let scheme = if tls { "https" } else { "http" };
         let backend = p.backend.as_ref().map(|(svc, _)| svc.clone());
-        requests.push(IngressTarget {
-            id: format!("{}/{}{}", ing.key, p.host, p.path),
-            url: format!("{scheme}://{}{}", p.host, p.path),
-            dial: ing.load_balancer.first().copied(),
-            backend: backend.clone(),
-        });
+        let path = fixed.unwrap_or(&p.path);
+        let id = format!("{}/{}{}", ing.key, p.host, path);
+        if !requests.iter().any(|r| r.id == id) {
+            requests.push(IngressTarget {
+                url: format!("{scheme}://{}{path}", p.host),
+                dial: ing.load_balancer.first().copied(),
+                backend: match fixed {
+                    Some(fixed) => routed(ing, &p.host, fixed),
+                    None => backend.clone(),
+                },
+                expected_status: ing.overrides.expected_status.clone(),
+                headers: ing.overrides.headers.clone(),
+                id,
+            });
+        }
         let id = format!("{}/{}", ing.key, p.host);
         match hosts.iter_mut().find(|h| h.id == id) {
             Some(h) => h
@@ -215,6 +251,24 @@ pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget
         }
     }
     (hosts, requests)
+}
+
+/// The Service a request for `path` on `host` reaches among this Ingress's rules: an `Exact`
+/// path equal to it, else the longest prefix that matches (element-wise for `Prefix`, by
+/// characters otherwise, as ingress-nginx does); regex paths are not evaluated.
+fn routed(ing: &IngressInfo, host: &str, path: &str) -> Option<ObjKey> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let matches = |p: &IngressPath| match p.path_type.as_str() {
+        "Exact" => p.path == path,
+        "Prefix" => {
+            let prefix = p.path.trim_end_matches('/');
+            path == prefix || path.starts_with(&format!("{prefix}/"))
+        }
+        _ => probeable_path(&p.path) && path.starts_with(&p.path),
+    };
+    let candidates = ing.paths.iter().filter(|p| p.host == host && matches(p));
+    let best = candidates.max_by_key(|p| (p.path_type == "Exact", p.path.len()))?;
+    best.backend.as_ref().map(|(svc, _)| svc.clone())
 }
 
 #[cfg(test)]
@@ -270,6 +324,52 @@ mod tests {
         );
         assert_eq!(info.probe_annotation.as_deref(), Some("true"));
         assert_eq!(info.expected_annotation, None);
+        assert_eq!(info.overrides, Overrides::default());
+    }
+
+    #[test]
+    fn a_path_annotation_gives_one_request_per_host_to_the_service_it_routes_to() {
+        let annotations = serde_json::json!({
+            "hopwatch.io/path": "/api/healthz",
+            "hopwatch.io/expected-status": "204",
+            "hopwatch.io/headers": "X-Probe: 1",
+        });
+        let info = with(lb(serde_json::json!([{"ip": "203.0.113.10"}])), annotations);
+        assert_eq!(info.annotation_errors().count(), 0);
+        let (hosts, requests) = targets(&info);
+        let urls: Vec<&str> = requests.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://shop.example.com/api/healthz",
+                "http://plain.example.com/api/healthz"
+            ]
+        );
+        assert_eq!(requests[0].id, "shop/front/shop.example.com/api/healthz");
+        assert_eq!(
+            requests[0].backend,
+            Some(ObjKey::new("shop", "api")),
+            "Prefix /api"
+        );
+        assert_eq!(requests[1].backend, None, "Exact / does not match");
+        assert_eq!(requests[0].expected_status, Some(vec![204..=204]));
+        assert!(requests[0].headers.is_some());
+        assert_eq!(hosts.len(), 2, "the load-balancer hop is unchanged");
+        assert_eq!(hosts[0].backends.len(), 2);
+    }
+
+    #[test]
+    fn bad_override_annotations_are_reported_and_the_rules_probed_as_configured() {
+        let annotations = serde_json::json!({"hopwatch.io/expected-status": "ok"});
+        let info = with(lb(serde_json::json!([{"ip": "203.0.113.10"}])), annotations);
+        let errors: Vec<String> = info.annotation_errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("Ingress shop/front: annotation hopwatch.io/expected-status: ")
+        );
+        let (_, requests) = targets(&info);
+        assert_eq!(requests.len(), 3);
+        assert!(requests.iter().all(|r| r.expected_status.is_none()));
     }
 
     /// The test Ingress with `status` and `annotations` replaced.

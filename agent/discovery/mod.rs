@@ -5,6 +5,7 @@ pub mod expected;
 pub mod ingress;
 pub mod model;
 pub mod netpol;
+pub mod overrides;
 pub mod rendezvous;
 pub mod scope;
 pub mod select;

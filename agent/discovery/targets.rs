@@ -136,7 +136,8 @@ pub struct Derived {
     pub headless: Vec<Headless>,
     pub load_balancers: Vec<LoadBalancerTarget>,
     pub ingresses: Vec<IngressTarget>,
-    /// Why a selected Ingress's annotation was not understood, one message each.
+    /// Why a selected Ingress's annotation was not understood, one message each, saying what
+    /// is probed meanwhile.
     pub invalid: Vec<String>,
 }
 
@@ -203,9 +204,7 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
             && scope::class_selected(&settings.ingress_classes, ing.class.as_deref())
         {
             let (hosts, requests) = ingress::targets(ing);
-            derived
-                .invalid
-                .extend(ing.annotation_error().map(str::to_string));
+            derived.invalid.extend(ing.annotation_errors());
             let mine = |id: &str| rendezvous::chosen(node, id, &nodes, settings.edge_probe_nodes);
             derived
                 .load_balancers

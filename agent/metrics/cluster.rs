@@ -112,7 +112,7 @@ impl ClusterMetrics {
             ),
             invalid_annotations: r.int_gauges(
                 "hopwatch_invalid_annotations",
-                "Selected Ingresses whose hopwatch.io/expected-addresses value this agent could not parse (the log says why); their load-balancer hop is unknown.",
+                "Annotation values of selected Ingresses this agent could not parse (the log says why): a bad hopwatch.io/expected-addresses leaves the load-balancer hop unknown, a bad override (path, expected-status, headers) the configured request.",
                 &[],
             ),
             critical: r.int_gauges(
@@ -286,7 +286,7 @@ impl ClusterMetrics {
         }
     }
 
-    /// How many selected Ingresses carry an annotation value that does not parse.
+    /// How many annotation values of selected Ingresses do not parse.
     pub fn set_invalid_annotations(&self, n: usize) {
         self.invalid_annotations
             .with_label_values(&[] as &[&str])

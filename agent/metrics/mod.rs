@@ -22,7 +22,7 @@ pub mod cluster;
 mod process;
 
 use crate::probe::dns::{DnsCycle, LookupReport, Mode, QueryRecord, QueryStatus};
-use crate::probe::http::HttpReport;
+use crate::probe::http::{HttpReport, Protocol};
 use crate::probe::{Detail, Failure, Hop, Outcome, TargetKey, result_label};
 
 /// The content type of [`Metrics::encode`]'s output: Prometheus text format 0.0.4.
@@ -59,6 +59,7 @@ enum Family {
     HttpResponses,
     TlsNotAfter,
     TlsVerified,
+    HttpProtocol,
 }
 
 /// The label sets one target has written, per family.
@@ -81,6 +82,7 @@ pub struct Metrics {
     http_responses: IntCounterVec,
     tls_not_after: GaugeVec,
     tls_verified: IntGaugeVec,
+    http_protocol: IntGaugeVec,
     targets: IntGaugeVec,
     schedule_lag: Histogram,
     reloads: IntCounterVec,
@@ -196,6 +198,11 @@ impl Metrics {
                 "hopwatch_tls_cert_verified",
                 "1 when the target's certificate chain verified for its host, 0 when not (reported even with verification turned off).",
                 &["target", "namespace"],
+            ),
+            http_protocol: r.int_gauges(
+                "hopwatch_http_protocol_info",
+                "1 for the protocol the edge probe's last request went over: h2 when TLS negotiated it by ALPN, else http/1.1.",
+                &["hop", "target", "namespace", "protocol"],
             ),
             targets: r.int_gauges(
                 "hopwatch_targets",
@@ -333,6 +340,9 @@ impl Metrics {
                 .with_label_values(series.note(Family::HttpResponses, &labels))
                 .inc();
         }
+        if let Some(protocol) = report.protocol {
+            self.record_protocol(series, t, protocol);
+        }
         if let Some(tls) = &report.tls {
             let not_after = self
                 .tls_not_after
@@ -343,6 +353,20 @@ impl Metrics {
                 .with_label_values(series.note(Family::TlsVerified, &[target, namespace]));
             verified.set(i64::from(tls.verified));
         }
+    }
+
+    /// One `protocol` series per target: the one its last request used.
+    fn record_protocol(&self, series: &mut Series, t: &Labels, protocol: Protocol) {
+        for other in Protocol::ALL.into_iter().filter(|p| *p != protocol) {
+            let labels = [t.hop, t.target, t.namespace, other.as_str()];
+            if series.drop(Family::HttpProtocol, &labels) {
+                let _ = self.http_protocol.remove_label_values(&labels);
+            }
+        }
+        let labels = [t.hop, t.target, t.namespace, protocol.as_str()];
+        self.http_protocol
+            .with_label_values(series.note(Family::HttpProtocol, &labels))
+            .set(1);
     }
 
     fn record_probe(
@@ -519,6 +543,7 @@ impl Metrics {
             Family::HttpResponses => self.http_responses.remove_label_values(labels),
             Family::TlsNotAfter => self.tls_not_after.remove_label_values(labels),
             Family::TlsVerified => self.tls_verified.remove_label_values(labels),
+            Family::HttpProtocol => self.http_protocol.remove_label_values(labels),
         }
     }
 
@@ -636,6 +661,12 @@ impl Series<'_> {
         let owned = (family, labels.iter().map(|l| l.to_string()).collect());
         self.0.insert(owned);
         labels
+    }
+
+    /// Forgets `family`'s series with `labels`; whether it had been written.
+    fn drop(&mut self, family: Family, labels: &[&str]) -> bool {
+        let owned = (family, labels.iter().map(|l| l.to_string()).collect());
+        self.0.remove(&owned)
     }
 }
 
@@ -845,6 +876,7 @@ mod tests {
     fn ingress_outcome() -> Outcome {
         let mut report = crate::probe::http::HttpReport::for_tests("https://shop.example.com/");
         report.status = Some(200);
+        report.protocol = Some(Protocol::Http2);
         report.phases = vec![(crate::probe::http::Phase::Connect, Duration::from_millis(1))];
         report.tls = Some(crate::probe::http::TlsInfo {
             not_after_earliest: 1_800_000_000,
@@ -862,6 +894,29 @@ mod tests {
             hop: Hop::Ingress,
             id: id.to_string(),
         }
+    }
+
+    #[test]
+    fn the_protocol_series_follows_the_last_request_and_goes_with_the_target() {
+        let metrics = Metrics::new();
+        let key = ingress("web");
+        metrics.record(&key, &ingress_outcome());
+        let series = |text: &str| lines_with(text, "hopwatch_http_protocol_info{");
+        assert_eq!(
+            series(&metrics.encode()),
+            ["hopwatch_http_protocol_info{hop=\"ingress\",protocol=\"h2\",target=\"web\"} 1"]
+        );
+        let mut outcome = ingress_outcome();
+        if let Detail::Http(report) = &mut outcome.detail {
+            report.protocol = Some(Protocol::Http1);
+        }
+        metrics.record(&key, &outcome);
+        assert_eq!(
+            series(&metrics.encode()),
+            ["hopwatch_http_protocol_info{hop=\"ingress\",protocol=\"http/1.1\",target=\"web\"} 1"]
+        );
+        metrics.forget(&key);
+        assert_eq!(series(&metrics.encode()), Vec::<String>::new());
     }
 
     #[test]
@@ -913,6 +968,7 @@ mod tests {
                 "hopwatch_http_phase_duration_seconds_bucket",
                 "hopwatch_http_phase_duration_seconds_sum",
                 "hopwatch_http_phase_duration_seconds_count",
+                "hopwatch_http_protocol_info",
                 "hopwatch_http_responses_total",
                 "hopwatch_probe_duration_seconds_bucket",
                 "hopwatch_probe_duration_seconds_sum",
@@ -1114,6 +1170,8 @@ mod tests {
             | Failure::TlsHandshake
             | Failure::HttpStatus
             | Failure::HttpError
+            | Failure::HttpBodyMismatch
+            | Failure::HttpTooManyRedirects
             | Failure::PolicyDenied
             | Failure::Unknown => failure.as_str(),
         }
@@ -1293,7 +1351,7 @@ hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NOERROR",server="resol
 hopwatch_dns_queries_total{mode="search",qtype="A",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
 hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NOERROR",server="resolv.conf",target="web",transport="udp"} 1
 hopwatch_dns_queries_total{mode="search",qtype="AAAA",rcode="NXDOMAIN",server="resolv.conf",target="web",transport="udp"} 2
-# HELP hopwatch_invalid_annotations Selected Ingresses whose hopwatch.io/expected-addresses value this agent could not parse (the log says why); their load-balancer hop is unknown.
+# HELP hopwatch_invalid_annotations Annotation values of selected Ingresses this agent could not parse (the log says why): a bad hopwatch.io/expected-addresses leaves the load-balancer hop unknown, a bad override (path, expected-status, headers) the configured request.
 # TYPE hopwatch_invalid_annotations gauge
 hopwatch_invalid_annotations 0
 # HELP hopwatch_kube_client_errors_total Failed attempts to build the Kubernetes client (kubeconfig or in-cluster config); each is tried again with backoff.

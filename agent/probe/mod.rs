@@ -116,12 +116,18 @@ pub enum Failure {
     /// The server's certificate is not valid for the host name asked for (SNI).
     TlsHostnameMismatch,
     /// The TLS handshake failed for another reason: an alert, no shared protocol or cipher,
-    /// a malformed certificate, the connection closed or not TLS at all.
+    /// a malformed certificate, the connection closed or not TLS at all; or the server sent an
+    /// alert right after it (TLS 1.3 refusing a client certificate).
     TlsHandshake,
     /// The response code is not one the target expects.
     HttpStatus,
-    /// No valid HTTP response head: the server closed first or did not speak HTTP/1.
+    /// No valid HTTP response head: the server closed first or did not speak HTTP; or a
+    /// redirect's `Location` that is no http(s) URL.
     HttpError,
+    /// The final response's body does not match every pattern the target expects.
+    HttpBodyMismatch,
+    /// More redirects than the probe follows (10, as blackbox_exporter).
+    HttpTooManyRedirects,
     /// A connect failed that the cluster's NetworkPolicies deny to the agent's own pod: the
     /// expected result, left out of SLO ratios and verdicts. Never produced by a probe; the
     /// agent names a failed connect so when the policies say it must fail (`crate::policy`).
@@ -134,7 +140,7 @@ pub enum Failure {
 
 impl Failure {
     /// Every reason, for documentation checks and dashboards.
-    pub const ALL: [Failure; 21] = [
+    pub const ALL: [Failure; 23] = [
         Failure::Timeout,
         Failure::Nxdomain,
         Failure::Nodata,
@@ -154,6 +160,8 @@ impl Failure {
         Failure::TlsHandshake,
         Failure::HttpStatus,
         Failure::HttpError,
+        Failure::HttpBodyMismatch,
+        Failure::HttpTooManyRedirects,
         Failure::PolicyDenied,
         Failure::Unknown,
     ];
@@ -179,6 +187,8 @@ impl Failure {
             Failure::TlsHandshake => "tls_handshake",
             Failure::HttpStatus => "http_status",
             Failure::HttpError => "http_error",
+            Failure::HttpBodyMismatch => "http_body_mismatch",
+            Failure::HttpTooManyRedirects => "http_too_many_redirects",
             Failure::PolicyDenied => "policy_denied",
             Failure::Unknown => "unknown",
         }

@@ -20,7 +20,7 @@ use hopwatch::metrics::Metrics;
 use hopwatch::probe::dns::{
     DnsCycle, Flavor, LookupReport, Mode, Qtype, QueryRecord, QueryStatus, Transport,
 };
-use hopwatch::probe::http::{HttpReport, Phase, TlsInfo};
+use hopwatch::probe::http::{HttpReport, Phase, Protocol, TlsInfo};
 use hopwatch::probe::tcp::Connect;
 use hopwatch::probe::{Detail, Hop, Outcome, Target};
 use hopwatch::verdict::Verdicts;
@@ -359,6 +359,7 @@ fn http_outcome() -> Outcome {
     let ms = Duration::from_millis(1);
     HttpReport {
         url: "https://rule.example.com/".into(),
+        method: Default::default(),
         address: Some("127.0.0.80:443".parse().expect("an address")),
         answers: vec![IpAddr::from([127, 0, 0, 80])],
         result: Ok(()),
@@ -370,6 +371,8 @@ fn http_outcome() -> Outcome {
             (Phase::Ttfb, ms),
         ],
         status: Some(200),
+        protocol: Some(Protocol::Http2),
+        redirects: vec![],
         tls: Some(TlsInfo {
             not_after_earliest: 1_900_000_000,
             not_before: 1_800_000_000,
@@ -462,6 +465,8 @@ pub fn stores(fleet: Fleet, nodes: usize) -> Stores {
                 load_balancer_names: vec![],
                 expected_annotation: None,
                 probe_annotation: None,
+                overrides: Default::default(),
+                override_errors: vec![],
             },
         );
     }

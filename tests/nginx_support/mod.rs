@@ -22,13 +22,25 @@
 //! | `bad-gateway.example.test`  | valid                | proxy to a closed port: 502   |
 //! | `no-endpoints.example.test` | valid                | 503                           |
 //!
-//! Every server also listens for plain HTTP on [`Lab::http`].
+//! | `app.example.test`          | valid                | the request checks, below     |
+//! | `mtls.example.test`         | valid                | 200 only with a client certificate from [`openssl::ClientPki`] (`ssl_verify_client on`), else nginx's 400 |
+//!
+//! Every server also listens for plain HTTP on [`Lab::http`]. [`Lab::h2`] is one more TLS port
+//! whose `listen` has `http2`, so nginx offers `h2` by ALPN there (and only there): it serves
+//! `app.example.test` too.
+//!
+//! `app.example.test` answers `/token` 200 only with `X-Probe-Token: s3cret` (else 403),
+//! `/body` with `hello hopwatch build=42`, `/redirect` with a 302 to `/body`, `/redirect-http`
+//! with a 301 to `/body` on plain HTTP, `/loop` with a 302 to itself, and `/post-only` 200 to
+//! a `POST` (else 405). Its requests are logged apart ([`Lab::app_logged`]): method, URI,
+//! status, protocol, the `X-Probe-Token` header and the `Content-Length`.
 
 #![allow(
     dead_code,
     reason = "shared by several test binaries; each uses a part"
 )]
 
+pub mod openssl;
 pub mod pki;
 
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -50,6 +62,10 @@ pub const BAD_GATEWAY: &str = "bad-gateway.example.test";
 pub const NO_ENDPOINTS: &str = "no-endpoints.example.test";
 /// A name no server block has: the default server answers.
 pub const NOBODY: &str = "nobody.example.test";
+pub const APP: &str = "app.example.test";
+pub const MTLS: &str = "mtls.example.test";
+/// The token `/token` wants in `X-Probe-Token`.
+pub const TOKEN: &str = "s3cret";
 
 /// One request as nginx logged it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +89,12 @@ pub struct Lab {
     pub now: i64,
     pub https: SocketAddr,
     pub http: SocketAddr,
+    /// TLS with `h2` offered by ALPN: `app.example.test` only.
+    pub h2: SocketAddr,
     /// The trusted CA, as a PEM file.
     pub ca_file: PathBuf,
+    /// Client certificates made by openssl, for `mtls.example.test`.
+    pub clients: openssl::ClientPki,
     dir: TempDir,
 }
 
@@ -86,12 +106,14 @@ impl Lab {
         let pki = Pki::generate(now);
         let dir = TempDir::new("nginx");
         let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
-        let (https, http) = (free_port(v6), free_port(v6));
+        let (https, http, h2) = (free_port(v6), free_port(v6), free_port(false));
         let closed = closed_port();
+        let clients = openssl::ClientPki::generate(dir.path());
         let conf = Conf {
             dir: dir.path(),
             https,
             http,
+            h2,
             v6,
             upstream: closed.local_addr().unwrap().port(),
         };
@@ -101,6 +123,7 @@ impl Lab {
         let mut listening = vec![
             ([127, 0, 0, 1], https).into(),
             ([127, 0, 0, 1], http).into(),
+            ([127, 0, 0, 1], h2).into(),
         ];
         if v6 {
             listening.push((Ipv6Addr::LOCALHOST, https).into());
@@ -113,9 +136,17 @@ impl Lab {
             now,
             https: listening[0],
             http: listening[1],
+            h2: listening[2],
             ca_file,
+            clients,
             dir,
         }
+    }
+
+    /// A file the lab wrote: `valid.crt` and `valid.key` (ok, app, mtls hosts), the
+    /// client PKI's files.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// A loopback address where nothing listens.
@@ -126,11 +157,24 @@ impl Lab {
     /// The requests nginx has logged, once there are at least `count` (waits up to 5 s: nginx
     /// logs a request after sending the response the probe stopped reading at its head).
     pub fn logged(&self, count: usize) -> Vec<Logged> {
+        self.log_lines("access.log", count)
+            .iter()
+            .map(|l| parse_logged(l))
+            .collect()
+    }
+
+    /// The requests `app.example.test` and `mtls.example.test` logged, as
+    /// `METHOD|URI|STATUS|PROTOCOL|X-Probe-Token|Content-Length|client verify`, once there are
+    /// at least `count`.
+    pub fn app_logged(&self, count: usize) -> Vec<String> {
+        self.log_lines("app.log", count)
+    }
+
+    fn log_lines(&self, file: &str, count: usize) -> Vec<String> {
         let give_up = Instant::now() + Duration::from_secs(5);
         loop {
-            let text =
-                std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-            let lines: Vec<Logged> = text.lines().map(parse_logged).collect();
+            let text = std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
             if lines.len() >= count || Instant::now() > give_up {
                 return lines;
             }
@@ -168,6 +212,7 @@ struct Conf<'a> {
     dir: &'a Path,
     https: u16,
     http: u16,
+    h2: u16,
     v6: bool,
     upstream: u16,
 }
@@ -179,6 +224,8 @@ impl Conf<'_> {
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
              error_log {d}/error.log info;\nevents {{ worker_connections 128; }}\nhttp {{\n\
              log_format probe '$ssl_server_name|$host|$status|$http_connection';\n\
+             log_format app '$request_method|$request_uri|$status|$server_protocol|\
+             $http_x_probe_token|$content_length|$ssl_client_verify';\n\
              access_log {d}/access.log probe;\n\
              client_body_temp_path {d}/tmp-body; proxy_temp_path {d}/tmp-proxy;\n\
              fastcgi_temp_path {d}/tmp-fastcgi; uwsgi_temp_path {d}/tmp-uwsgi; \
@@ -217,8 +264,39 @@ impl Conf<'_> {
                 self.listens(default)
             ));
         }
+        out.push_str(&self.app());
         out.push_str("}\n");
         out
+    }
+
+    /// `app.example.test` on every port (with `h2` offered on [`Lab::h2`]), and
+    /// `mtls.example.test`, which wants a client certificate.
+    fn app(&self) -> String {
+        let d = self.dir.display();
+        let tls = format!(
+            "  ssl_certificate {d}/valid.crt;\n  ssl_certificate_key {d}/valid.key;\n  \
+             access_log {d}/app.log app;\n"
+        );
+        let locations = format!(
+            "  location = /token {{ if ($http_x_probe_token != \"{TOKEN}\") {{ return 403 \"no token\\n\"; }} return 200 \"token ok\\n\"; }}\n\
+               location = /body {{ return 200 \"hello hopwatch build=42\\n\"; }}\n\
+               location = /redirect {{ return 302 /body; }}\n\
+               location = /redirect-http {{ return 301 http://{APP}:{}/body; }}\n\
+               location = /loop {{ return 302 /loop; }}\n\
+               location = /post-only {{ if ($request_method != POST) {{ return 405; }} return 200 \"posted\\n\"; }}\n\
+               location / {{ return 200 \"app\\n\"; }}\n",
+            self.http
+        );
+        format!(
+            "server {{\n{}  server_name {APP};\n{tls}{locations}}}\n\
+             server {{\n  listen 127.0.0.1:{} ssl http2;\n  server_name {APP};\n{tls}{locations}}}\n\
+             server {{\n{}  server_name {MTLS};\n{tls}  ssl_verify_client on;\n  \
+             ssl_client_certificate {d}/client-ca.pem;\n  \
+             location / {{ return 200 \"client $ssl_client_s_dn\\n\"; }}\n}}\n",
+            self.listens(""),
+            self.h2,
+            self.listens(""),
+        )
     }
 
     fn listens(&self, default: &str) -> String {

@@ -27,7 +27,7 @@ pub struct Leaf {
 pub struct Pki {
     /// The trusted test CA, PEM: the probe's CA bundle.
     pub ca_pem: String,
-    /// ok, bad-gateway and no-endpoints hosts, and `localhost`; valid for 90 days.
+    /// ok, bad-gateway, no-endpoints, app and mtls hosts, and `localhost`; valid for 90 days.
     pub valid: Leaf,
     /// Expires five days from now.
     pub soon: Leaf,
@@ -68,6 +68,8 @@ impl Pki {
             "bad-gateway.example.test",
             "no-endpoints.example.test",
             "localhost",
+            "app.example.test",
+            "mtls.example.test",
         ];
         let mut chained = leaf(
             &["chain.example.test"],

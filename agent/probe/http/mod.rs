@@ -1,7 +1,7 @@
 //! The edge of the request path: the Ingress hop (one HTTP(S) request, timed phase by phase)
 //! and the load-balancer hop (the public name resolves to the LB, and the LB accepts a connect).
 //!
-//! # One request, four phases
+//! # One request, up to five phases
 //!
 //! Every probe opens a fresh connection, so each phase is really paid:
 //!
@@ -10,25 +10,37 @@
 //!   `--resolve`) or the URL names an IP. The first answer is dialled.
 //! - `connect`: the TCP handshake; a failure is named by [`tcp::classify`](super::tcp::classify).
 //! - `tls` (https only): the handshake with SNI set to the URL's host, whatever address was
-//!   dialled; see [`tls`] for the certificate verdict.
-//! - `ttfb`: from handing the request (`GET`, `Host` = the URL's host, `Connection: close`) to
-//!   hyper until the response head is parsed. The request fits one segment on a new connection,
-//!   so this is the server's time to first byte plus one round trip.
+//!   dialled, offering `h2` and `http/1.1` by ALPN; see [`tls`] for the certificate verdict.
+//! - `ttfb`: from handing the request to hyper until the response head is parsed. Over
+//!   HTTP/1.1 the request carries `Host` = the URL's host and `Connection: close`; over HTTP/2
+//!   (when the server chose `h2`) the authority, after the client preface. The request fits one
+//!   segment on a new connection, so this is the server's time to first byte plus one round
+//!   trip. Plain http:// is always HTTP/1.1.
+//! - `transfer`: reading the body, only when [`HttpSpec::expected_body`] has patterns.
 //!
 //! The phases are laps of one clock, so they add up to no more than the total. All share the
 //! probe's deadline; a phase that hits it fails with `timeout` and is named in
-//! [`HttpReport::failed_phase`].
+//! [`HttpReport::failed_phase`]. With [`HttpSpec::follow_redirects`], each redirect is one more
+//! request on a fresh connection ([`redirect`]) and its phases add to the same laps.
 //!
 //! # Verdicts
 //!
-//! A response whose code is outside [`HttpSpec::expected_status`] fails with `http_status`; the
-//! code is reported either way. hyper refusing the response, or the server closing before a
-//! response head, is `http_error`. A certificate verdict fails the probe unless the target is
-//! `insecure`, in which case it is still computed and reported in [`TlsInfo`].
+//! A final response whose code is outside [`HttpSpec::expected_status`] fails with
+//! `http_status`; the code is reported either way. A body that misses a pattern is
+//! `http_body_mismatch`; more than [`redirect::MAX_REDIRECTS`] redirects is
+//! `http_too_many_redirects`. hyper refusing the response, the server closing before a
+//! response head, or a `Location` that is no http(s) URL, is `http_error`. A certificate
+//! verdict fails the probe unless the target is `insecure`, in which case it is still computed
+//! and reported in [`TlsInfo`].
 
 pub mod cli;
+mod exchange;
+mod identity;
 mod loadbalancer;
+mod options;
+pub mod redirect;
 mod report;
+mod request;
 mod resolve;
 pub mod tls;
 mod url;
@@ -39,21 +51,20 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{Either, select};
-use http_body_util::Empty;
-use hyper::Request;
-use hyper::header::{CONNECTION, HOST, USER_AGENT};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use hyper::Method;
 use tokio::time::Instant;
 
 use super::{Detail, Failure, Outcome, TargetKey};
 use crate::config::Schedule;
 
 pub use cli::{CliArgs, CliError, cli};
+pub use exchange::{BODY_LIMIT, Protocol};
+pub use identity::{ClientCert, ClientCertError};
 pub use loadbalancer::{LbExpected, LbReport, loadbalancer};
+pub use options::{BodyPattern, Headers};
 pub use report::format_utc;
+pub(crate) use request::first_response;
+pub use request::request;
 pub use resolve::{Resolver, classify_gai};
 pub use tls::{CaBundle, CaError, TlsInfo};
 pub use url::{HttpUrl, Scheme, UrlError, parse_connect_to};
@@ -75,11 +86,25 @@ pub struct HttpSpec {
     pub ca: CaBundle,
     /// How the DNS phase resolves the URL's host.
     pub resolver: Resolver,
+    /// `GET` unless a target says otherwise.
+    pub method: Method,
+    /// Sent with every request; values are never shown.
+    pub headers: Headers,
+    /// The request body; empty for none.
+    pub body: Bytes,
+    /// Every pattern must match the final response's body (its first [`BODY_LIMIT`] bytes).
+    /// Empty: the body is not read. A `HEAD` has none to read.
+    pub expected_body: Vec<BodyPattern>,
+    /// Presented when an https:// server asks for a certificate (mTLS).
+    pub client_cert: Option<ClientCert>,
+    /// Follow redirects ([`redirect`]) and judge the final response; off, a 3xx is final.
+    pub follow_redirects: bool,
 }
 
 impl HttpSpec {
     /// A GET of `url` through the system resolver, verified against the webpki roots,
-    /// expecting a 2xx or 3xx.
+    /// expecting a 2xx or 3xx, redirects not followed (as curl does; configured targets
+    /// follow them by default, as blackbox_exporter does).
     pub fn new(url: HttpUrl) -> HttpSpec {
         HttpSpec {
             url,
@@ -88,11 +113,21 @@ impl HttpSpec {
             insecure: false,
             ca: CaBundle::WebPki,
             resolver: Resolver::System,
+            method: Method::GET,
+            headers: Headers::default(),
+            body: Bytes::new(),
+            expected_body: Vec::new(),
+            client_cert: None,
+            follow_redirects: false,
         }
     }
 
     fn expects(&self, code: u16) -> bool {
         self.expected_status.iter().any(|r| r.contains(&code))
+    }
+
+    fn follows(&self, code: u16) -> bool {
+        self.follow_redirects && redirect::is_redirect(code)
     }
 }
 
@@ -103,10 +138,18 @@ pub enum Phase {
     Connect,
     Tls,
     Ttfb,
+    /// Reading the body, only when [`HttpSpec::expected_body`] has patterns to match.
+    Transfer,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Dns, Phase::Connect, Phase::Tls, Phase::Ttfb];
+    pub const ALL: [Phase; 5] = [
+        Phase::Dns,
+        Phase::Connect,
+        Phase::Tls,
+        Phase::Ttfb,
+        Phase::Transfer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,6 +157,7 @@ impl Phase {
             Phase::Connect => "connect",
             Phase::Tls => "tls",
             Phase::Ttfb => "ttfb",
+            Phase::Transfer => "transfer",
         }
     }
 }
@@ -124,6 +168,8 @@ impl Phase {
 pub struct HttpReport {
     /// The URL requested, or `host:port` for the load-balancer hop.
     pub url: String,
+    /// The method of the first request.
+    pub method: Method,
     /// The address dialled; `None` when the probe failed before choosing one.
     pub address: Option<SocketAddr>,
     /// What the DNS phase returned; empty when it did not run or failed.
@@ -131,10 +177,15 @@ pub struct HttpReport {
     pub result: Result<(), Failure>,
     /// The phase the failure happened in; `None` on success.
     pub failed_phase: Option<Phase>,
-    /// The phases that ran, in order, the failed one last. A phase that did not run is absent.
+    /// The phases that ran, in order, the failed one last. A phase that did not run is absent;
+    /// after redirects, each phase is the sum over every request.
     pub phases: Vec<(Phase, Duration)>,
-    /// The response code, whether expected or not; `None` when no response head arrived.
+    /// The final response code, whether expected or not; `None` when no response head arrived.
     pub status: Option<u16>,
+    /// The protocol of the last request sent; `None` when none was.
+    pub protocol: Option<Protocol>,
+    /// The URLs redirects led to, in order; empty when none was followed.
+    pub redirects: Vec<String>,
     /// `None` for http://, or when no certificate was received.
     pub tls: Option<TlsInfo>,
     /// From the start of the first phase to the verdict.
@@ -151,12 +202,15 @@ impl HttpReport {
     fn new(url: String) -> HttpReport {
         HttpReport {
             url,
+            method: Method::GET,
             address: None,
             answers: Vec::new(),
             result: Ok(()),
             failed_phase: None,
             phases: Vec::new(),
             status: None,
+            protocol: None,
+            redirects: Vec::new(),
             tls: None,
             total: Duration::ZERO,
         }
@@ -171,10 +225,13 @@ impl HttpReport {
     }
 
     /// The phases that ran to completion, for latency histograms: all but the failed one. A
-    /// wrong status code fails nothing timed, so after `http_status` every phase counts.
+    /// verdict on a complete response (its code, its body, its redirects) fails nothing timed,
+    /// so after those every phase counts.
     pub fn completed_phases(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
         let failed = match self.result {
-            Err(Failure::HttpStatus) => None,
+            Err(
+                Failure::HttpStatus | Failure::HttpBodyMismatch | Failure::HttpTooManyRedirects,
+            ) => None,
             _ => self.failed_phase,
         };
         self.phases
@@ -210,10 +267,15 @@ impl Laps {
         }
     }
 
-    /// Ends `phase` now, whatever became of it.
+    /// Ends `phase` now, whatever became of it. A phase run again (after a redirect) adds to
+    /// its first lap.
     fn lap<T>(&mut self, phase: Phase, result: Result<T, Failure>) -> Result<T, (Phase, Failure)> {
         let now = Instant::now();
-        self.phases.push((phase, now - self.mark));
+        let took = now - self.mark;
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, sum)) => *sum += took,
+            None => self.phases.push((phase, took)),
+        }
         self.mark = now;
         result.map_err(|failure| (phase, failure))
     }
@@ -228,101 +290,6 @@ async fn within<F: Future>(deadline: Instant, work: F) -> Result<F::Output, Fail
     tokio::time::timeout_at(deadline, work)
         .await
         .map_err(|_elapsed| Failure::Timeout)
-}
-
-/// One request as [`HttpSpec`] describes, giving up at `deadline`. Never fails: every way the
-/// request can end is an [`HttpReport`].
-pub async fn request(spec: &HttpSpec, deadline: Instant) -> HttpReport {
-    let mut report = HttpReport::new(spec.url.to_string());
-    let mut laps = Laps::start();
-    if let Err((phase, failure)) = attempt(spec, deadline, &mut report, &mut laps).await {
-        report.result = Err(failure);
-        report.failed_phase = Some(phase);
-    }
-    report.phases = laps.phases;
-    report.total = laps.start.elapsed();
-    report
-}
-
-async fn attempt(
-    spec: &HttpSpec,
-    deadline: Instant,
-    report: &mut HttpReport,
-    laps: &mut Laps,
-) -> Result<(), (Phase, Failure)> {
-    let address = match (spec.connect_to, spec.url.ip()) {
-        (Some(address), _) => address,
-        (None, Some(ip)) => SocketAddr::new(ip, spec.url.port),
-        (None, None) => {
-            let answers = spec.resolver.resolve(&spec.url.host, deadline).await;
-            let answers = laps.lap(Phase::Dns, answers)?;
-            let first = *answers.first().ok_or((Phase::Dns, Failure::NoAddress))?;
-            report.answers = answers;
-            SocketAddr::new(first, spec.url.port)
-        }
-    };
-    report.address = Some(address);
-    let tcp = laps.lap(Phase::Connect, connect(address, deadline).await)?;
-    let code = match spec.url.scheme {
-        Scheme::Http => laps.lap(Phase::Ttfb, first_response(tcp, &spec.url, deadline).await)?,
-        Scheme::Https => {
-            let host = &spec.url.host;
-            let handshake = tls::handshake(tcp, host, &spec.ca, spec.insecure, deadline).await;
-            report.tls = handshake.info;
-            let stream = match (handshake.stream, handshake.failure) {
-                (Some(stream), None) => Ok(stream),
-                (_, failure) => Err(failure.unwrap_or(Failure::TlsHandshake)),
-            };
-            let stream = laps.lap(Phase::Tls, stream)?;
-            let response = first_response(stream, &spec.url, deadline).await;
-            laps.lap(Phase::Ttfb, response)?
-        }
-    };
-    report.status = Some(code);
-    if !spec.expects(code) {
-        return Err((Phase::Ttfb, Failure::HttpStatus));
-    }
-    Ok(())
-}
-
-async fn connect(address: SocketAddr, deadline: Instant) -> Result<TcpStream, Failure> {
-    let stream = within(deadline, TcpStream::connect(address))
-        .await?
-        .map_err(|err| super::tcp::classify(&err))?;
-    // The request is one small write; do not let Nagle hold it back.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
-/// Sends the request on `io` and waits for the response head: its status code.
-pub(crate) async fn first_response<T>(
-    io: T,
-    url: &HttpUrl,
-    deadline: Instant,
-) -> Result<u16, Failure>
-where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
-{
-    let request = Request::get(url.path.as_str())
-        .header(HOST, url.host_header())
-        .header(CONNECTION, "close")
-        .header(USER_AGENT, concat!("hopwatch/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| Failure::Config)?;
-    let exchange = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|_| Failure::HttpError)?;
-        let response = match select(Box::pin(sender.send_request(request)), Box::pin(conn)).await {
-            Either::Left((response, _conn)) => response,
-            // The connection ended first and is dropped now, which settles the request.
-            Either::Right((_ended, response)) => response.await,
-        };
-        response
-            .map(|r| r.status().as_u16())
-            .map_err(|_| Failure::HttpError)
-    };
-    within(deadline, exchange).await?
 }
 
 /// An Ingress-hop target: one request, on a fresh connection each time.
@@ -364,7 +331,7 @@ impl LbTarget {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A loopback server that accepts and then does what `serve` says with each connection.
     async fn server<F, Fut>(serve: F) -> SocketAddr
@@ -491,9 +458,34 @@ mod tests {
         assert_eq!(completed, [Phase::Connect, Phase::Ttfb]);
     }
 
+    #[tokio::test]
+    async fn a_redirect_to_no_http_url_is_an_http_error_and_is_final_when_not_followed() {
+        let ftp = replying(b"HTTP/1.1 302 Found\r\nLocation: ftp://files.test/\r\n\r\n").await;
+        let followed = HttpSpec {
+            follow_redirects: true,
+            ..spec("http", ftp)
+        };
+        let report = request(&followed, soon()).await;
+        assert_eq!(report.result, Err(Failure::HttpError));
+        assert_eq!(report.status, Some(302));
+        let report = request(&spec("http", ftp), soon()).await;
+        assert_eq!(report.result, Ok(()), "302 is expected by default");
+        // No Location: the 3xx is the final response, followed or not.
+        let bare = replying(b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n").await;
+        let report = request(
+            &HttpSpec {
+                follow_redirects: true,
+                ..spec("http", bare)
+            },
+            soon(),
+        )
+        .await;
+        assert_eq!((report.result, report.status), (Ok(()), Some(302)));
+    }
+
     #[test]
     fn phases_are_named_for_labels() {
         let labels = Phase::ALL.map(Phase::as_str);
-        assert_eq!(labels, ["dns", "connect", "tls", "ttfb"]);
+        assert_eq!(labels, ["dns", "connect", "tls", "ttfb", "transfer"]);
     }
 }

@@ -19,7 +19,10 @@ impl HttpReport {
 
     /// [`render_text`](Self::render_text) with "now" given, in Unix seconds.
     pub fn render_text_at(&self, now: i64) -> String {
-        let mut out = format!("GET {}\n", self.url);
+        let mut out = format!("{} {}\n", self.method, self.url);
+        for url in &self.redirects {
+            let _ = writeln!(out, "redirect → {url}");
+        }
         if let Some(address) = self.address {
             let _ = writeln!(out, "address  {address}");
         }
@@ -29,7 +32,10 @@ impl HttpReport {
         }
         out.push_str(&timed("total", self.total, ""));
         if let Some(code) = self.status {
-            let _ = writeln!(out, "status   {code}");
+            let over = self
+                .protocol
+                .map_or(String::new(), |p| format!(" ({})", p.as_str()));
+            let _ = writeln!(out, "status   {code}{over}");
         }
         if let Some(tls) = &self.tls {
             out.push_str(&tls_lines(tls, now));
@@ -73,6 +79,8 @@ impl HttpReport {
             "phases": phases,
             "total_seconds": self.total.as_secs_f64(),
             "status": self.status,
+            "protocol": self.protocol.map(|p| p.as_str()),
+            "redirects": self.redirects,
             "tls": self.tls.as_ref().map(tls_json),
         })
     }
@@ -189,6 +197,7 @@ mod tests {
     fn tls_report() -> HttpReport {
         HttpReport {
             url: "https://shop.example.com/".into(),
+            method: hyper::Method::GET,
             address: Some("203.0.113.10:443".parse().unwrap()),
             answers: vec!["203.0.113.10".parse().unwrap()],
             result: Ok(()),
@@ -200,6 +209,8 @@ mod tests {
                 (Phase::Ttfb, ms(4)),
             ],
             status: Some(200),
+            protocol: Some(crate::probe::http::Protocol::Http2),
+            redirects: Vec::new(),
             tls: Some(TlsInfo {
                 not_after_earliest: 1_704_067_200 + 5 * DAY,
                 not_before: 1_704_067_200 - 30 * DAY,
@@ -223,7 +234,7 @@ connect      1.250 ms
 tls          3.250 ms
 ttfb         4.250 ms
 total       11.250 ms
-status   200
+status   200 (h2)
 tls      TLSv1.3, certificate NOT verified: tls_unknown_ca (ignored: insecure)
 cert     expires 2024-01-06 00:00:00 UTC (5.0 days left), valid since 2023-12-02 00:00:00 UTC
 names    shop.example.com, api.example.com
@@ -266,6 +277,7 @@ result   success
         assert_eq!(json["failed_phase"], Value::Null);
         assert_eq!(json["phases"]["tls"], 0.00325);
         assert_eq!(json["status"], 200);
+        assert_eq!(json["protocol"], "h2");
         assert_eq!(json["tls"]["verify_error"], "tls_unknown_ca");
         assert_eq!(json["tls"]["not_after"], 1_704_067_200 + 5 * DAY);
         assert_eq!(json["tls"]["not_after_utc"], "2024-01-06 00:00:00 UTC");

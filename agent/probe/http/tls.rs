@@ -18,6 +18,10 @@
 //! WebPKI checks validity dates before the issuer, and the issuer before the name, so a
 //! certificate with several faults reports the first in that order.
 //!
+//! The ALPN offer is `h2`, `http/1.1`: the server's choice decides the protocol of the
+//! request. A client certificate ([`ClientCert`]) is presented when the target has one and the
+//! server asks.
+//!
 //! Every probe builds its own config: the verifier's record belongs to one handshake, and a
 //! config without a session cache cannot resume, which would skip both the certificate and half
 //! the handshake time.
@@ -30,6 +34,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -37,6 +42,7 @@ use tokio_rustls::client::TlsStream;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
+use super::identity::ClientCert;
 use crate::probe::Failure;
 
 /// What the TLS phase learnt about the server's certificate and the session.
@@ -241,28 +247,32 @@ pub fn verify_failure(err: &rustls::Error) -> Failure {
 /// certificate, and the failure that ends the probe.
 pub(super) struct Handshake {
     pub stream: Option<TlsStream<TcpStream>>,
+    /// The server chose `h2` from the ALPN offer (`h2`, `http/1.1`).
+    pub h2: bool,
     pub info: Option<TlsInfo>,
     pub failure: Option<Failure>,
 }
 
 /// Runs the handshake on `tcp` with SNI `host` (none for an IP address), verifying against
 /// `bundle` for `host`. With `insecure`, a certificate verdict is recorded but ends nothing.
+/// `client` is presented when the server asks for a certificate.
 pub(super) async fn handshake(
     tcp: TcpStream,
     host: &str,
-    bundle: &CaBundle,
-    insecure: bool,
+    (bundle, insecure): (&CaBundle, bool),
+    client: Option<&ClientCert>,
     deadline: Instant,
 ) -> Handshake {
     let failed = |failure| Handshake {
         stream: None,
+        h2: false,
         info: None,
         failure: Some(failure),
     };
     let Ok(name) = ServerName::try_from(host.to_string()) else {
         return failed(Failure::Config);
     };
-    let Some((config, verifier)) = client_config(bundle, insecure) else {
+    let Some((config, verifier)) = client_config(bundle, insecure, client) else {
         return failed(Failure::Config);
     };
     let connector = tokio_rustls::TlsConnector::from(config);
@@ -285,8 +295,13 @@ pub(super) async fn handshake(
         .as_ref()
         .and_then(|s| s.get_ref().1.protocol_version());
     let info = record.and_then(|r| tls_info(&r, protocol.map(protocol_name)));
+    let h2 = stream
+        .as_ref()
+        .and_then(|s| s.get_ref().1.alpn_protocol())
+        .is_some_and(|alpn| alpn == b"h2");
     Handshake {
         stream,
+        h2,
         info,
         failure,
     }
@@ -295,6 +310,7 @@ pub(super) async fn handshake(
 fn client_config(
     bundle: &CaBundle,
     insecure: bool,
+    client: Option<&ClientCert>,
 ) -> Option<(Arc<ClientConfig>, Arc<RecordingVerifier>)> {
     let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
     let roots = Arc::new(bundle.roots());
@@ -306,13 +322,19 @@ fn client_config(
         record: Mutex::new(None),
         accept_invalid: insecure,
     });
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .ok()?
         .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        .with_custom_certificate_verifier(verifier.clone());
+    let mut config = match client {
+        Some(cert) => {
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(cert.certified())))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    // HTTP/2 when the server offers it, as browsers and ingress-nginx's clients get it.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     Some((Arc::new(config), verifier))
 }
