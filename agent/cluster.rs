@@ -255,6 +255,8 @@ pub fn build(derived: &Derived, config: &KubernetesConfig) -> Plan {
             ..HttpSpec::new(url)
         };
         let mut spec = config.ingress_request.apply(spec);
+        // The Ingress's author controls its `Location`: only its own host is followed.
+        spec.cross_host_redirects = false;
         if let Some(headers) = &ing.headers {
             spec.headers = spec.headers.merged(headers);
         }

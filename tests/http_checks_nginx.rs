@@ -272,6 +272,50 @@ async fn redirects_are_followed_to_the_final_status_or_not_at_all() {
     );
 }
 
+/// Discovered targets follow a redirect on their own host only: whoever writes an Ingress
+/// controls its `Location`, and the agent dials only what the API or the config names.
+#[tokio::test]
+async fn a_redirect_to_another_host_is_followed_only_when_the_target_allows_it() {
+    let lab = Lab::start();
+    let away = format!("http://127.0.0.1:{}/body", lab.http.port());
+    let configured = http::request(&spec(&lab, APP, lab.https, "/redirect-away"), deadline()).await;
+    assert_eq!(
+        configured.redirects,
+        [away.clone()],
+        "{}",
+        configured.render_text()
+    );
+    assert_eq!(
+        configured.address,
+        Some(format!("127.0.0.1:{}", lab.http.port()).parse().unwrap())
+    );
+    let discovered = HttpSpec {
+        cross_host_redirects: false,
+        ..spec(&lab, APP, lab.https, "/redirect-away")
+    };
+    let report = http::request(&discovered, deadline()).await;
+    assert_eq!(report.result, Ok(()), "a 302 is expected by default");
+    assert_eq!(
+        report.status,
+        Some(302),
+        "the redirect is the response judged"
+    );
+    assert!(report.redirects.is_empty());
+    assert_eq!(
+        report.address,
+        Some(lab.https),
+        "nothing but connect_to was dialled"
+    );
+    // The same host on another port and scheme is still followed.
+    let same_host = HttpSpec {
+        cross_host_redirects: false,
+        ..spec(&lab, APP, lab.https, "/redirect-http")
+    };
+    let report = http::request(&same_host, deadline()).await;
+    assert_eq!(report.result, Ok(()), "{}", report.render_text());
+    assert_eq!(report.address, Some(lab.http));
+}
+
 #[tokio::test]
 async fn head_and_post_are_sent_as_configured() {
     let lab = Lab::start();

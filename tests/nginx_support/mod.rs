@@ -31,7 +31,8 @@
 //!
 //! `app.example.test` answers `/token` 200 only with `X-Probe-Token: s3cret` (else 403),
 //! `/body` with `hello hopwatch build=42`, `/redirect` with a 302 to `/body`, `/redirect-http`
-//! with a 301 to `/body` on plain HTTP, `/loop` with a 302 to itself, and `/post-only` 200 to
+//! with a 301 to `/body` on plain HTTP, `/redirect-away` with a 302 to another host
+//! (`127.0.0.1`, the plain HTTP port), `/loop` with a 302 to itself, and `/post-only` 200 to
 //! a `POST` (else 405). Its requests are logged apart ([`Lab::app_logged`]): method, URI,
 //! status, protocol, the `X-Probe-Token` header and the `Content-Length`.
 
@@ -282,10 +283,11 @@ impl Conf<'_> {
                location = /body {{ return 200 \"hello hopwatch build=42\\n\"; }}\n\
                location = /redirect {{ return 302 /body; }}\n\
                location = /redirect-http {{ return 301 http://{APP}:{}/body; }}\n\
+               location = /redirect-away {{ return 302 http://127.0.0.1:{}/body; }}\n\
                location = /loop {{ return 302 /loop; }}\n\
                location = /post-only {{ if ($request_method != POST) {{ return 405; }} return 200 \"posted\\n\"; }}\n\
                location / {{ return 200 \"app\\n\"; }}\n",
-            self.http
+            self.http, self.http
         );
         format!(
             "server {{\n{}  server_name {APP};\n{tls}{locations}}}\n\

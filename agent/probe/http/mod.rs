@@ -99,6 +99,10 @@ pub struct HttpSpec {
     pub client_cert: Option<ClientCert>,
     /// Follow redirects ([`redirect`]) and judge the final response; off, a 3xx is final.
     pub follow_redirects: bool,
+    /// Whether a redirect to another host is followed. Off for discovered targets: whoever
+    /// writes an Ingress controls its server's `Location`, and the agent dials only what the
+    /// API or the config names. A redirect to another host is then the response judged.
+    pub cross_host_redirects: bool,
 }
 
 impl HttpSpec {
@@ -119,6 +123,7 @@ impl HttpSpec {
             expected_body: Vec::new(),
             client_cert: None,
             follow_redirects: false,
+            cross_host_redirects: true,
         }
     }
 
@@ -128,6 +133,11 @@ impl HttpSpec {
 
     fn follows(&self, code: u16) -> bool {
         self.follow_redirects && redirect::is_redirect(code)
+    }
+
+    /// Whether a redirect to `url` may be followed: any host, or only the target's own.
+    fn may_go_to(&self, url: &HttpUrl) -> bool {
+        self.cross_host_redirects || url.host.eq_ignore_ascii_case(&self.url.host)
     }
 }
 

@@ -102,9 +102,11 @@ async fn attempt(
             }
             let url =
                 redirect::resolve(&step.url, location).ok_or((Phase::Ttfb, Failure::HttpError))?;
-            report.redirects.push(url.to_string());
-            step = step.follow(head.status, url);
-            continue;
+            if spec.may_go_to(&url) {
+                report.redirects.push(url.to_string());
+                step = step.follow(head.status, url);
+                continue;
+            }
         }
         if !spec.expects(head.status) {
             return Err((Phase::Ttfb, Failure::HttpStatus));
