@@ -281,7 +281,7 @@ async fn a_redirect_to_another_host_is_followed_only_when_the_target_allows_it()
     let configured = http::request(&spec(&lab, APP, lab.https, "/redirect-away"), deadline()).await;
     assert_eq!(
         configured.redirects,
-        [away.clone()],
+        [away],
         "{}",
         configured.render_text()
     );
