@@ -123,6 +123,10 @@ pub(super) fn section(
         ingress_insecure: ingress.insecure,
         ingress_expected_status: ingress.expected_status,
         ingress_schedule: ingress.schedule,
+        gateway_api: raw
+            .gateway_api
+            .and_then(|g| g.enabled)
+            .is_none_or(|b| b.value),
     })
 }
 

@@ -112,6 +112,9 @@ pub struct KubernetesConfig {
     pub ingress_expected_status: Vec<RangeInclusive<u16>>,
     /// Schedule of the discovered Ingress and load-balancer probes.
     pub ingress_schedule: Schedule,
+    /// Whether Gateways and HTTPRoutes are watched and their rules probed like Ingress rules
+    /// (`kubernetes.gateway_api.enabled`, default true; a cluster without the CRDs is fine).
+    pub gateway_api: bool,
 }
 
 /// When and for how long a target is probed.
