@@ -967,6 +967,7 @@ fn every_kubernetes_field_lands_where_it_should() {
         schedule(45.0, 5.0, 3.0),
         "the timeout from defaults"
     );
+    assert!(!k.gateway_api);
 }
 
 #[test]
