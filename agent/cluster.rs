@@ -11,7 +11,7 @@ use crate::discovery::model::ObjKey;
 use crate::discovery::targets::{self, Derived};
 use crate::discovery::watch::{self, ClientError, Discovery, Synced, WatchEvents};
 use crate::metrics::Metrics;
-use crate::metrics::cluster::RESOURCES;
+use crate::metrics::cluster::{OPTIONAL_RESOURCES, RESOURCES};
 use crate::policy::{self, Denial, SelfPod};
 use crate::probe::dns::{DnsCheck, LookupOptions, ResolvConf};
 use crate::probe::http::{HttpSpec, HttpTarget, HttpUrl, LbExpected, LbTarget, Resolver};
@@ -48,17 +48,23 @@ pub async fn start(
 ) -> Result<Discovery, ClientError> {
     let client = watch::client(config.kubeconfig.as_deref()).await?;
     let annotation = config.discovery.selection.annotation.clone();
-    Ok(Discovery::start(client, annotation, metrics))
+    Ok(Discovery::start(
+        client,
+        annotation,
+        config.gateway_api,
+        metrics,
+    ))
 }
 
 /// Whether going from `old` to `new` needs the watches started again: only what [`start`]
-/// reads (the kubeconfig and the selection annotation, which the stores keep per Service)
-/// does. Every other setting takes effect when the next plan is derived from the same stores.
+/// reads (the kubeconfig, the selection annotation, which the stores keep per Service, and
+/// whether the Gateway API is watched) does. Every other setting takes effect when the next plan is derived from the same stores.
 pub fn watches_change(old: Option<&KubernetesConfig>, new: Option<&KubernetesConfig>) -> bool {
     match (old, new) {
         (Some(old), Some(new)) => {
             old.kubeconfig != new.kubeconfig
                 || old.discovery.selection.annotation != new.discovery.selection.annotation
+                || old.gateway_api != new.gateway_api
         }
         (None, None) => false,
         _ => true,
@@ -76,6 +82,12 @@ pub fn export_synced(metrics: &Metrics, synced: Synced) {
         synced.namespaces,
     ]) {
         metrics.cluster.set_synced(resource, done);
+    }
+    for (resource, presence) in OPTIONAL_RESOURCES
+        .into_iter()
+        .zip([synced.gateways, synced.httproutes])
+    {
+        metrics.cluster.set_presence(resource, presence);
     }
 }
 
@@ -385,6 +397,7 @@ mod tests {
         let new_watches = [
             "kubernetes: {kubeconfig: /k}\n",
             "kubernetes: {services: {annotation: example.com/probe}}\n",
+            "kubernetes: {gateway_api: {enabled: false}}\n",
             "dns: []\n",
         ];
         for text in new_watches {

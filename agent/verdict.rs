@@ -22,6 +22,9 @@
 //! failed with `policy_denied`: the NetworkPolicies deny it to the agent, as they should. A
 //! load-balancer hop whose result is `unknown` (the Ingress publishes no load balancer) blames
 //! nothing either: its `hopwatch_probes_total{result="unknown"}` series says why.
+//!
+//! An HTTPRoute is an Ingress here: its hostnames and path matches are targets of the same two
+//! edge hops, through its parent Gateway, and route to the Service of their first backendRef.
 
 use std::collections::{BTreeMap, HashMap};
 

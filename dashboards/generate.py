@@ -79,8 +79,9 @@ SERVICE = f'{AGENT}, namespace=~"$namespace", service=~"$service"'
 
 def hop_filter(hop: str) -> str:
     """Matchers for a hop's probes. The target of Service and Pod hops is
-    `namespace/service:port`, of the edge hops `namespace/ingress/host[/path]`; DNS names
-    belong to no namespace."""
+    `namespace/service:port`, of the edge hops `namespace/ingress/host[/path]` (and
+    `namespace/httproute:route/host[/path]` for HTTPRoutes); DNS names belong to no
+    namespace."""
     if hop in ("service", "pod"):
         return f'{AGENT}, hop="{hop}", target=~"$namespace/$service:.*"'
     if hop in ("loadbalancer", "ingress"):

@@ -249,7 +249,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "invalid-kubernetes-unknown-field.yaml",
-        "invalid-kubernetes-unknown-field.yaml:4:3: kubernetes: unknown field `kube_config`, expected one of `kubeconfig`, `cluster_domain`, `pod_probe_nodes`, `services`, `connect`, `dns`, `ingress`",
+        "invalid-kubernetes-unknown-field.yaml:4:3: kubernetes: unknown field `kube_config`, expected one of `kubeconfig`, `cluster_domain`, `pod_probe_nodes`, `services`, `connect`, `dns`, `ingress`, `gateway_api`",
     ),
     (
         "invalid-kubernetes-unknown-services-field.yaml",
@@ -474,6 +474,14 @@ const INVALID: &[(&str, &str)] = &[
     (
         "invalid-kubernetes-ingress-classes-type.yaml",
         "invalid-kubernetes-ingress-classes-type.yaml:3:14: kubernetes.ingress.classes: expected a list of IngressClass names, found `nginx`",
+    ),
+    (
+        "invalid-kubernetes-gateway-api-unknown-field.yaml",
+        "invalid-kubernetes-gateway-api-unknown-field.yaml:3:5: kubernetes.gateway_api: unknown field `enable`, expected one of `enabled`",
+    ),
+    (
+        "invalid-kubernetes-gateway-api-enabled.yaml",
+        "invalid-kubernetes-gateway-api-enabled.yaml:3:14: kubernetes.gateway_api.enabled: expected `true` or `false`, found `auto`",
     ),
     (
         "invalid-otlp-endpoint-no-path.yaml",
@@ -889,6 +897,7 @@ fn kubernetes_defaults() -> KubernetesConfig {
         ingress_expected_status: vec![200..=399],
         ingress_schedule: schedule(30.0, 25.0, 1.0),
         ingress_request: HttpOptions::default(),
+        gateway_api: true,
     }
 }
 
@@ -916,6 +925,18 @@ fn an_empty_kubernetes_section_means_all_defaults() {
     ] {
         let config = Config::parse(text, "k.yaml").unwrap();
         assert_eq!(config.kubernetes, Some(kubernetes_defaults()), "{text:?}");
+    }
+}
+
+#[test]
+fn the_gateway_api_is_watched_unless_turned_off() {
+    for (text, watched) in [
+        ("kubernetes: {gateway_api: {}}\n", true),
+        ("kubernetes: {gateway_api: {enabled: true}}\n", true),
+        ("kubernetes: {gateway_api: {enabled: false}}\n", false),
+    ] {
+        let config = Config::parse(text, "k.yaml").unwrap();
+        assert_eq!(config.kubernetes.unwrap().gateway_api, watched, "{text:?}");
     }
 }
 
@@ -1008,6 +1029,7 @@ fn every_kubernetes_field_lands_where_it_should() {
         schedule(45.0, 5.0, 3.0),
         "the timeout from defaults"
     );
+    assert!(!k.gateway_api);
 }
 
 #[test]

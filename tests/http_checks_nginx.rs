@@ -279,12 +279,7 @@ async fn a_redirect_to_another_host_is_followed_only_when_the_target_allows_it()
     let lab = Lab::start();
     let away = format!("http://127.0.0.1:{}/body", lab.http.port());
     let configured = http::request(&spec(&lab, APP, lab.https, "/redirect-away"), deadline()).await;
-    assert_eq!(
-        configured.redirects,
-        [away],
-        "{}",
-        configured.render_text()
-    );
+    assert_eq!(configured.redirects, [away], "{}", configured.render_text());
     assert_eq!(
         configured.address,
         Some(format!("127.0.0.1:{}", lab.http.port()).parse().unwrap())

@@ -125,6 +125,10 @@ pub(super) fn section(
         ingress_expected_status: ingress.expected_status,
         ingress_schedule: ingress.schedule,
         ingress_request: ingress.request,
+        gateway_api: raw
+            .gateway_api
+            .and_then(|g| g.enabled)
+            .is_none_or(|b| b.value),
     })
 }
 

@@ -120,6 +120,9 @@ pub struct KubernetesConfig {
     /// Method, headers, body patterns, client certificate and redirects of every discovered
     /// Ingress rule's request; an Ingress's annotations may override the headers.
     pub ingress_request: HttpOptions,
+    /// Whether Gateways and HTTPRoutes are watched and their rules probed like Ingress rules
+    /// (`kubernetes.gateway_api.enabled`, default true; a cluster without the CRDs is fine).
+    pub gateway_api: bool,
 }
 
 /// What an HTTP probe sends beyond its URL, and what it follows and checks.

@@ -247,6 +247,15 @@ pub(super) struct RawKubernetes {
     pub connect: Option<RawConnect>,
     pub dns: Option<RawClusterDns>,
     pub ingress: Option<RawIngress>,
+    pub gateway_api: Option<RawGatewayApi>,
+}
+
+/// `kubernetes.gateway_api`: whether Gateways and HTTPRoutes are watched. Their rules are
+/// probed with the `kubernetes.ingress` settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGatewayApi {
+    pub enabled: Option<S<bool>>,
 }
 
 /// `kubernetes.services`: which Services are probed.

@@ -1,5 +1,6 @@
 //! Ingresses: what hopwatch keeps of them, and the edge targets they give: one load-balancer
-//! probe per host, one request per rule host and path.
+//! probe per host, one request per rule host and path. HTTPRoutes become the same edge rules
+//! (`super::gateway`), told apart by their [`EdgeKind`], and give their targets here too.
 //!
 //! A rule is probed as `https://host/path` when a TLS block covers its host, else `http://`.
 //! Rules without a host, wildcard hosts and regex paths are not probed: there is no single
@@ -24,6 +25,35 @@ pub enum BackendPort {
     Name(String),
 }
 
+/// What an edge rule comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EdgeKind {
+    #[default]
+    Ingress,
+    /// A `gateway.networking.k8s.io/v1` HTTPRoute, through one of its parent Gateways.
+    HttpRoute,
+}
+
+impl EdgeKind {
+    /// The start of the target ids of `key`'s rules: `namespace/ingress` for an Ingress,
+    /// `namespace/httproute:route` for an HTTPRoute (no Ingress name has a colon, so the two
+    /// never collide). The namespace stays first: it is the series' `namespace` label.
+    pub fn id_prefix(self, key: &ObjKey) -> String {
+        match self {
+            EdgeKind::Ingress => key.to_string(),
+            EdgeKind::HttpRoute => format!("{}/httproute:{}", key.namespace, key.name),
+        }
+    }
+
+    /// `Ingress`, `HTTPRoute`: how messages name the object.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Ingress => "Ingress",
+            EdgeKind::HttpRoute => "HTTPRoute",
+        }
+    }
+}
+
 /// One path of one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressPath {
@@ -32,12 +62,15 @@ pub struct IngressPath {
     /// `Exact`, `Prefix` or `ImplementationSpecific`.
     pub path_type: String,
     pub backend: Option<(ObjKey, BackendPort)>,
+    /// The port the edge listens on for this host; `None` for the scheme's (an Ingress's).
+    pub port: Option<u16>,
 }
 
-/// What hopwatch keeps of an Ingress.
+/// What hopwatch keeps of an Ingress, or of an HTTPRoute through one parent Gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressInfo {
     pub key: ObjKey,
+    pub kind: EdgeKind,
     pub class: Option<String>,
     pub paths: Vec<IngressPath>,
     pub tls_hosts: BTreeSet<String>,
@@ -116,6 +149,7 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
                 path: p.path.clone().unwrap_or_else(|| "/".to_string()),
                 path_type: p.path_type.clone(),
                 backend,
+                port: None,
             });
         }
     }
@@ -136,8 +170,9 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
         .collect();
     let annotations = ing.metadata.annotations.as_ref();
     let expected_annotation = expected_annotation(ing, &key);
-    let (overrides, override_errors) = overrides::parse(annotations, &key);
+    let (overrides, override_errors) = overrides::parse(annotations, "Ingress", &key);
     Some(IngressInfo {
+        kind: EdgeKind::Ingress,
         class: spec.and_then(|s| s.ingress_class_name.clone()),
         paths,
         tls_hosts,
@@ -160,21 +195,26 @@ pub fn project(ing: &Ingress, annotation: &str) -> Option<IngressInfo> {
 /// The Ingress's [`EXPECTED_ANNOTATION`], parsed; the error names the Ingress (`key`) and the
 /// annotation. The agent and `trace` both read it through here.
 pub fn expected_annotation(ing: &Ingress, key: &ObjKey) -> Option<Result<Expected, String>> {
-    let value = ing
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(EXPECTED_ANNOTATION)?;
+    annotated_expected(ing.metadata.annotations.as_ref(), &format!("Ingress {key}"))
+}
+
+/// The [`EXPECTED_ANNOTATION`] among `annotations`, parsed; the error starts with `object`
+/// (`Ingress shop/front`, `Gateway shop/edge`).
+pub fn annotated_expected(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    object: &str,
+) -> Option<Result<Expected, String>> {
+    let value = annotations?.get(EXPECTED_ANNOTATION)?;
     Some(
         expected::parse(value)
-            .map_err(|err| format!("Ingress {key}: annotation {EXPECTED_ANNOTATION}: {err}")),
+            .map_err(|err| format!("{object}: annotation {EXPECTED_ANNOTATION}: {err}")),
     )
 }
 
 /// A host behind a load balancer: resolve it, check the answer, connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadBalancerTarget {
-    /// `namespace/ingress/host`.
+    /// `namespace/ingress/host` (`namespace/httproute:route/host`).
     pub id: String,
     pub host: String,
     pub port: u16,
@@ -186,7 +226,7 @@ pub struct LoadBalancerTarget {
 /// One rule host and path, requested through the load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressTarget {
-    /// `namespace/ingress/host/path`.
+    /// `namespace/ingress/host/path` (`namespace/httproute:route/host/path`).
     pub id: String,
     pub url: String,
     /// The load balancer address to dial, if the Ingress has one.
@@ -207,12 +247,21 @@ fn probeable_path(path: &str) -> bool {
     path.starts_with('/') && !path.contains(|c: char| "()[]{}*+?|^$\\".contains(c))
 }
 
-/// The edge targets of one selected Ingress.
+/// `host`, or `host:port` when `port` is not the scheme's.
+fn authority(host: &str, port: u16, tls: bool) -> String {
+    match (port, tls) {
+        (443, true) | (80, false) => host.to_string(),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+/// The edge targets of one selected Ingress (or HTTPRoute through one Gateway).
 pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget>) {
     let mut hosts: Vec<LoadBalancerTarget> = Vec::new();
     let mut requests: Vec<IngressTarget> = Vec::new();
     let expected = ing.expected();
     let fixed = ing.overrides.path.as_deref();
+    let prefix = ing.kind.id_prefix(&ing.key);
     for p in ing
         .paths
         .iter()
@@ -220,12 +269,16 @@ pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget
     {
         let tls = ing.tls_hosts.contains(&p.host);
         let scheme = if tls { "https" } else { "http" };
+        let port = p.port.unwrap_or(if tls { 443 } else { 80 });
         let backend = p.backend.as_ref().map(|(svc, _)| svc.clone());
         let path = fixed.unwrap_or(&p.path);
-        let id = format!("{}/{}{}", ing.key, p.host, path);
+        let id = format!("{prefix}/{}{path}", p.host);
+        // The same host and path twice (an Exact and a prefix match of it, or every path under
+        // the `hopwatch.io/path` annotation): one target, the first, as the id does not tell
+        // them apart.
         if !requests.iter().any(|r| r.id == id) {
             requests.push(IngressTarget {
-                url: format!("{scheme}://{}{path}", p.host),
+                url: format!("{scheme}://{}{path}", authority(&p.host, port, tls)),
                 dial: ing.load_balancer.first().copied(),
                 backend: match fixed {
                     Some(fixed) => routed(ing, &p.host, fixed),
@@ -236,7 +289,7 @@ pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget
                 id,
             });
         }
-        let id = format!("{}/{}", ing.key, p.host);
+        let id = format!("{prefix}/{}", p.host);
         match hosts.iter_mut().find(|h| h.id == id) {
             Some(h) => h
                 .backends
@@ -244,7 +297,7 @@ pub fn targets(ing: &IngressInfo) -> (Vec<LoadBalancerTarget>, Vec<IngressTarget
             None => hosts.push(LoadBalancerTarget {
                 id,
                 host: p.host.clone(),
-                port: if tls { 443 } else { 80 },
+                port,
                 expected: expected.clone(),
                 backends: backend.into_iter().collect(),
             }),

@@ -1,7 +1,9 @@
-//! Kubernetes discovery: watchers keep compact stores of Services, EndpointSlices and Nodes;
+//! Kubernetes discovery: watchers keep compact stores of Services, EndpointSlices, Nodes,
+//! Ingresses, Gateways and HTTPRoutes (among others);
 //! a pure function turns the stores into this node's targets and readiness.
 
 pub mod expected;
+pub mod gateway;
 pub mod ingress;
 pub mod model;
 pub mod netpol;

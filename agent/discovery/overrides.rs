@@ -30,9 +30,11 @@ pub struct Overrides {
     pub headers: Option<Headers>,
 }
 
-/// Reads the three annotations of the Ingress `key`; the messages say why a value was left out.
+/// Reads the three annotations of the Ingress (or, with `kind` "HTTPRoute", the HTTPRoute)
+/// `key`; the messages say why a value was left out.
 pub fn parse(
     annotations: Option<&BTreeMap<String, String>>,
+    kind: &str,
     key: &ObjKey,
 ) -> (Overrides, Vec<String>) {
     let mut errors = Vec::new();
@@ -40,15 +42,21 @@ pub fn parse(
         return (Overrides::default(), errors);
     };
     let overrides = Overrides {
-        path: read(annotations, PATH_ANNOTATION, key, path, &mut errors),
+        path: read(annotations, PATH_ANNOTATION, (kind, key), path, &mut errors),
         expected_status: read(
             annotations,
             STATUS_ANNOTATION,
-            key,
+            (kind, key),
             status_list,
             &mut errors,
         ),
-        headers: read(annotations, HEADERS_ANNOTATION, key, headers, &mut errors),
+        headers: read(
+            annotations,
+            HEADERS_ANNOTATION,
+            (kind, key),
+            headers,
+            &mut errors,
+        ),
     };
     (overrides, errors)
 }
@@ -57,7 +65,7 @@ pub fn parse(
 fn read<T>(
     annotations: &BTreeMap<String, String>,
     name: &str,
-    key: &ObjKey,
+    (kind, key): (&str, &ObjKey),
     parse: fn(&str) -> Result<T, String>,
     errors: &mut Vec<String>,
 ) -> Option<T> {
@@ -65,7 +73,7 @@ fn read<T>(
     parse(value)
         .map_err(|err| {
             errors.push(format!(
-                "Ingress {key}: annotation {name}: {err}; its rules are probed with the configured settings until it is fixed"
+                "{kind} {key}: annotation {name}: {err}; its rules are probed with the configured settings until it is fixed"
             ));
         })
         .ok()
@@ -136,7 +144,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        parse(Some(&map), &ObjKey::new("shop", "front"))
+        parse(Some(&map), "Ingress", &ObjKey::new("shop", "front"))
     }
 
     #[test]

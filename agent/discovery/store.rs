@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::gateway::{GatewayInfo, RouteInfo};
 use super::ingress::IngressInfo;
 use super::model::{Labels, ObjKey, ServiceInfo, SliceInfo};
 use super::netpol::Policy;
@@ -16,6 +17,9 @@ pub struct Stores {
     pub slices: HashMap<ObjKey, SliceInfo>,
     pub nodes: BTreeSet<String>,
     pub ingresses: BTreeMap<ObjKey, IngressInfo>,
+    /// Gateway API Gateways and HTTPRoutes, joined into edge rules when targets are derived.
+    pub gateways: BTreeMap<ObjKey, GatewayInfo>,
+    pub routes: BTreeMap<ObjKey, RouteInfo>,
     /// NetworkPolicies, sorted by namespace and name: the order the evaluator names them in.
     pub policies: BTreeMap<ObjKey, Policy>,
     /// Every namespace's labels, which `namespaceSelector`s and `namespace_selector` match.

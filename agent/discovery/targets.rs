@@ -8,14 +8,15 @@
 //!   per sweep, so each node's kube-proxy is still checked for every ClusterIP;
 //! - the Pod hop: each Service port's ready endpoints from `pod_probe_nodes` nodes;
 //! - each kube-dns replica from `pod_probe_nodes` nodes;
-//! - each Ingress rule and load-balancer host from `edge_probe_nodes` nodes;
+//! - each Ingress (and HTTPRoute) rule and load-balancer host from `edge_probe_nodes` nodes;
 //! - each Service's readiness (series about the cluster, not the node) from one node, its
 //!   owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use super::ingress::{self, IngressTarget, LoadBalancerTarget};
+use super::gateway;
+use super::ingress::{self, IngressInfo, IngressTarget, LoadBalancerTarget};
 use super::model::{Address, ObjKey, ServiceInfo, ServicePort, SliceInfo, TargetPort};
 use super::rendezvous;
 use super::scope;
@@ -197,24 +198,44 @@ pub fn derive(stores: &Stores, settings: &Settings, node: &str) -> Derived {
         }
     }
     for ing in stores.ingresses.values() {
-        let namespace = stores.namespace_labels(&ing.key.namespace);
-        if settings
-            .selection
-            .selects_ingress(&ing.key, ing.probe_annotation.as_deref(), namespace)
-            && scope::class_selected(&settings.ingress_classes, ing.class.as_deref())
-        {
-            let (hosts, requests) = ingress::targets(ing);
-            derived.invalid.extend(ing.annotation_errors());
-            let mine = |id: &str| rendezvous::chosen(node, id, &nodes, settings.edge_probe_nodes);
-            derived
-                .load_balancers
-                .extend(hosts.into_iter().filter(|t| mine(&t.id)));
-            derived
-                .ingresses
-                .extend(requests.into_iter().filter(|t| mine(&t.id)));
+        if scope::class_selected(&settings.ingress_classes, ing.class.as_deref()) {
+            edge(&mut derived, stores, settings, ing, node, &nodes);
+        }
+    }
+    for route in stores.routes.values() {
+        for info in gateway::edges(route, &stores.gateways) {
+            edge(&mut derived, stores, settings, &info, node, &nodes);
         }
     }
     derived
+}
+
+/// The edge targets of one Ingress, or of one HTTPRoute through one parent Gateway, that
+/// rendezvous hashing gives this node, if the object is selected.
+fn edge(
+    derived: &mut Derived,
+    stores: &Stores,
+    settings: &Settings,
+    ing: &IngressInfo,
+    node: &str,
+    nodes: &[&str],
+) {
+    let namespace = stores.namespace_labels(&ing.key.namespace);
+    if !settings
+        .selection
+        .selects_ingress(&ing.key, ing.probe_annotation.as_deref(), namespace)
+    {
+        return;
+    }
+    let (hosts, requests) = ingress::targets(ing);
+    derived.invalid.extend(ing.annotation_errors());
+    let mine = |id: &str| rendezvous::chosen(node, id, nodes, settings.edge_probe_nodes);
+    derived
+        .load_balancers
+        .extend(hosts.into_iter().filter(|t| mine(&t.id)));
+    derived
+        .ingresses
+        .extend(requests.into_iter().filter(|t| mine(&t.id)));
 }
 
 fn slices_by_service(stores: &Stores) -> HashMap<&ObjKey, Vec<&SliceInfo>> {
@@ -613,6 +634,90 @@ mod tests {
         assert_eq!(d.load_balancers[0].id, "shop/front/shop.example.com");
         assert_eq!(d.ingresses[0].url, "https://shop.example.com/");
         assert_eq!(d.ingresses[0].backend, Some(key("shop", "web")));
+    }
+
+    /// A Gateway and an HTTPRoute to `shop/web`, as the watchers would store them.
+    fn with_route(mut stores: Stores, route_annotations: Value) -> Stores {
+        use crate::discovery::gateway::{self, Gateway, HttpRoute};
+        let gw: Gateway = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "infra", "name": "edge"},
+            "spec": {"listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}]},
+            "status": {"addresses": [{"type": "IPAddress", "value": "203.0.113.20"}]}
+        }))
+        .unwrap();
+        let route: HttpRoute = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "shop", "name": "front", "annotations": route_annotations},
+            "spec": {
+                "parentRefs": [{"name": "edge", "namespace": "infra"}],
+                "hostnames": ["route.example.com"],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/cart"}}],
+                           "backendRefs": [{"name": "web", "port": 80}]}]
+            }
+        }))
+        .unwrap();
+        let gw = gateway::project_gateway(&gw).unwrap();
+        stores.gateways.insert(gw.key.clone(), gw);
+        let route = gateway::project_route(&route, "hopwatch.io/probe").unwrap();
+        stores.routes.insert(route.key.clone(), route);
+        stores
+    }
+
+    #[test]
+    fn httproutes_give_edge_targets_as_ingresses_do() {
+        let d = derive(
+            &with_route(stores(), serde_json::json!({})),
+            &settings(3),
+            "node-a",
+        );
+        let route = d
+            .ingresses
+            .iter()
+            .find(|t| t.id == "shop/httproute:front/route.example.com/cart")
+            .unwrap();
+        assert_eq!(route.url, "https://route.example.com/cart");
+        assert_eq!(route.dial, Some("203.0.113.20".parse().unwrap()));
+        assert_eq!(route.backend, Some(key("shop", "web")));
+        assert!(
+            d.load_balancers
+                .iter()
+                .any(|l| l.id == "shop/httproute:front/route.example.com" && l.port == 443)
+        );
+        let opted_out = derive(
+            &with_route(stores(), serde_json::json!({"hopwatch.io/probe": "false"})),
+            &settings(3),
+            "node-a",
+        );
+        assert!(
+            opted_out
+                .ingresses
+                .iter()
+                .all(|t| !t.id.contains("httproute")),
+            "the annotation opts a route out as it does an Ingress"
+        );
+    }
+
+    #[test]
+    fn each_httproute_target_is_held_by_exactly_edge_probe_nodes() {
+        let stores = with_route(stores(), serde_json::json!({}));
+        for k in [1, 2] {
+            let settings = Settings {
+                edge_probe_nodes: k,
+                ..settings(3)
+            };
+            let held: usize = ["node-a", "node-b", "node-c"]
+                .iter()
+                .map(|n| derive(&stores, &settings, n))
+                .map(|d| {
+                    let routes = d.ingresses.iter().filter(|t| t.id.contains("httproute:"));
+                    let lbs = d
+                        .load_balancers
+                        .iter()
+                        .filter(|t| t.id.contains("httproute:"));
+                    routes.count() + lbs.count()
+                })
+                .sum();
+            assert_eq!(held, 2 * k, "one path and its host, k={k}");
+        }
     }
 
     /// Over the three nodes: each Service port is timed every interval by exactly

@@ -1,7 +1,11 @@
 //! Watchers that keep the stores current: Services, EndpointSlices, Nodes and Namespaces
-//! (metadata only), Ingresses and NetworkPolicies,
+//! (metadata only), Ingresses, NetworkPolicies, and the Gateway API's Gateways and HTTPRoutes,
 //! each a kube-rs watcher with backoff. A relist (after 410 Gone or a reconnect) is buffered
 //! and swapped in whole on `InitDone`, so probes keep running on the cached targets meanwhile.
+//!
+//! The Gateway API is a set of CRDs many clusters do not install. Its list answering 404 is
+//! not a failure: the resource is marked absent (listed, empty, not counted as a restart) and
+//! asked for again every [`ABSENT_RETRY`], so a cluster without it neither pages nor waits.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -19,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::gateway::{self, Gateway, GatewayInfo, HttpRoute, RouteInfo};
 use super::ingress::{self, IngressInfo};
 use super::model::{self, Labels, ObjKey, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use super::netpol::{self, Policy};
@@ -31,6 +36,9 @@ use super::store::Stores;
 /// agent's steady RSS was 9 MiB higher with 500 than with 100 (docs/PERFORMANCE.md). The cost
 /// is more list requests when the agent starts: 100 for 10,000 slices.
 const LIST_PAGE_SIZE: u32 = 100;
+
+/// How long after a 404 an optional resource (a CRD not installed) is listed again.
+pub const ABSENT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Told about every watch error, after which the watcher retries with backoff.
 pub trait WatchEvents: Send + Sync + 'static {
@@ -89,6 +97,22 @@ pub struct Synced {
     pub ingresses: bool,
     pub policies: bool,
     pub namespaces: bool,
+    pub gateways: Presence,
+    pub httproutes: Presence,
+}
+
+/// Where an optional resource (a CRD) stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Presence {
+    /// Not watched: turned off in the config.
+    #[default]
+    Off,
+    /// Watched, not listed yet.
+    Waiting,
+    /// Listed completely at least once.
+    Listed,
+    /// The API server does not serve it (404): nothing to list, asked again later.
+    Absent,
 }
 
 impl Synced {
@@ -118,18 +142,33 @@ impl Drop for Discovery {
 }
 
 impl Discovery {
-    /// Starts one watcher per resource. `annotation` is the opt-in/opt-out annotation key.
-    pub fn start(client: Client, annotation: String, events: Arc<dyn WatchEvents>) -> Discovery {
+    /// Starts one watcher per resource. `annotation` is the opt-in/opt-out annotation key;
+    /// the Gateway API's resources are watched when `gateway_api` is set.
+    pub fn start(
+        client: Client,
+        annotation: String,
+        gateway_api: bool,
+        events: Arc<dyn WatchEvents>,
+    ) -> Discovery {
         let stores = Arc::new(Mutex::new(Stores::default()));
         let (changed, changes) = watch::channel(0);
-        let (sync_tx, synced) = watch::channel(Synced::default());
+        let presence = if gateway_api {
+            Presence::Waiting
+        } else {
+            Presence::Off
+        };
+        let (sync_tx, synced) = watch::channel(Synced {
+            gateways: presence,
+            httproutes: presence,
+            ..Synced::default()
+        });
         let shared = Shared {
             stores: Arc::clone(&stores),
             changed: Arc::new(changed),
             synced: Arc::new(sync_tx),
             events,
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(run::<Service>(
                 Api::all(client.clone()),
                 list_config(),
@@ -152,7 +191,7 @@ impl Discovery {
                 Api::all(client.clone()),
                 list_config(),
                 shared.clone(),
-                annotation,
+                annotation.clone(),
             )),
             tokio::spawn(run::<NetworkPolicy>(
                 Api::all(client.clone()),
@@ -161,12 +200,24 @@ impl Discovery {
                 String::new(),
             )),
             tokio::spawn(run::<PartialObjectMeta<Namespace>>(
-                Api::all(client),
+                Api::all(client.clone()),
                 list_config(),
-                shared,
+                shared.clone(),
                 String::new(),
             )),
         ];
+        if gateway_api {
+            tasks.push(tokio::spawn(run_optional::<Gateway>(
+                Api::all(client.clone()),
+                shared.clone(),
+                String::new(),
+            )));
+            tasks.push(tokio::spawn(run_optional::<HttpRoute>(
+                Api::all(client),
+                shared,
+                annotation.clone(),
+            )));
+        }
         Discovery {
             stores,
             changes,
@@ -204,12 +255,16 @@ pub(crate) trait Watched:
     kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
     const NAME: &'static str;
+    /// A CRD the cluster may not serve: a 404 ends the watch instead of retrying it.
+    const OPTIONAL: bool = false;
     type Item: Send;
     fn project(&self, stores: &mut Stores, annotation: &str) -> Option<Self::Item>;
     fn upsert(stores: &mut Stores, item: Self::Item);
     fn delete(&self, stores: &mut Stores);
     fn replace(stores: &mut Stores, items: Vec<Self::Item>);
     fn mark(synced: &mut Synced);
+    /// Where an optional resource stands; required ones have no absent state.
+    fn presence(_synced: &mut Synced, _presence: Presence) {}
 }
 
 fn key_of<K: kube::Resource>(obj: &K) -> ObjKey {
@@ -346,7 +401,97 @@ impl Watched for PartialObjectMeta<Namespace> {
     }
 }
 
-/// Watches one resource for as long as the agent runs.
+impl Watched for Gateway {
+    const NAME: &'static str = "gateways";
+    const OPTIONAL: bool = true;
+    type Item = GatewayInfo;
+    fn project(&self, _: &mut Stores, _: &str) -> Option<GatewayInfo> {
+        gateway::project_gateway(self)
+    }
+    fn upsert(stores: &mut Stores, item: GatewayInfo) {
+        stores.gateways.insert(item.key.clone(), item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.gateways.remove(&key_of(self));
+    }
+    fn replace(stores: &mut Stores, items: Vec<GatewayInfo>) {
+        stores.gateways = items.into_iter().map(|g| (g.key.clone(), g)).collect();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.gateways = Presence::Listed;
+    }
+    fn presence(synced: &mut Synced, presence: Presence) {
+        synced.gateways = presence;
+    }
+}
+
+impl Watched for HttpRoute {
+    const NAME: &'static str = "httproutes";
+    const OPTIONAL: bool = true;
+    type Item = RouteInfo;
+    fn project(&self, _: &mut Stores, annotation: &str) -> Option<RouteInfo> {
+        gateway::project_route(self, annotation)
+    }
+    fn upsert(stores: &mut Stores, item: RouteInfo) {
+        stores.routes.insert(item.key.clone(), item);
+    }
+    fn delete(&self, stores: &mut Stores) {
+        stores.routes.remove(&key_of(self));
+    }
+    fn replace(stores: &mut Stores, items: Vec<RouteInfo>) {
+        stores.routes = items.into_iter().map(|r| (r.key.clone(), r)).collect();
+    }
+    fn mark(synced: &mut Synced) {
+        synced.httproutes = Presence::Listed;
+    }
+    fn presence(synced: &mut Synced, presence: Presence) {
+        synced.httproutes = presence;
+    }
+}
+
+/// Whether a watch error is the API server saying it does not serve the resource at all.
+fn not_served(err: &watcher::Error) -> bool {
+    let status = match err {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
+        watcher::Error::WatchError(s) => s,
+        _ => return false,
+    };
+    status.code == 404
+}
+
+/// Watches a resource the cluster may not serve (a CRD) for as long as the agent runs: while
+/// its list answers 404 the store is empty, the resource marked absent, and the list is tried
+/// again every [`ABSENT_RETRY`], without counting a restart.
+async fn run_optional<K: Watched>(api: Api<K>, shared: Shared, annotation: String) {
+    loop {
+        run(
+            api.clone(),
+            list_config(),
+            shared.clone(),
+            annotation.clone(),
+        )
+        .await;
+        let was = *shared.synced.borrow();
+        K::replace(&mut shared.lock(), Vec::new());
+        shared
+            .synced
+            .send_modify(|s| K::presence(s, Presence::Absent));
+        if *shared.synced.borrow() != was {
+            tracing::info!(
+                resource = K::NAME,
+                "not served by the API server (its CRD is not installed): nothing to watch; \
+                 asking again every {ABSENT_RETRY:?}"
+            );
+        }
+        shared.bump();
+        tokio::time::sleep(ABSENT_RETRY).await;
+    }
+}
+
+/// Watches one resource for as long as the agent runs; an optional resource's watch returns
+/// when the API server answers that it does not serve it.
 async fn run<K: Watched>(api: Api<K>, config: watcher::Config, shared: Shared, annotation: String) {
     let stream = watcher::watcher(api, config).default_backoff();
     let mut stream = std::pin::pin!(stream);
@@ -375,6 +520,7 @@ async fn run<K: Watched>(api: Api<K>, config: watcher::Config, shared: Shared, a
                 obj.delete(&mut shared.lock());
                 shared.bump();
             }
+            Err(err) if K::OPTIONAL && not_served(&err) => return,
             Err(err) => {
                 tracing::warn!(
                     resource = K::NAME,

@@ -11,6 +11,7 @@ use prometheus::{IntCounterVec, IntGaugeVec};
 use super::Registrar;
 use crate::discovery::model::ObjKey;
 use crate::discovery::targets::{EmptyReason, Readiness};
+use crate::discovery::watch::Presence;
 use crate::verdict::{BrokenHop, ServiceVerdict};
 
 /// The Kubernetes resources hopwatch watches, as `resource` label values.
@@ -22,6 +23,9 @@ pub const RESOURCES: [&str; 6] = [
     "networkpolicies",
     "namespaces",
 ];
+
+/// The optional resources (CRDs): their series exist only while they are watched.
+pub const OPTIONAL_RESOURCES: [&str; 2] = ["gateways", "httproutes"];
 
 const CONDITIONS: [&str; 4] = ["ready", "serving", "terminating", "not_ready"];
 
@@ -40,6 +44,7 @@ pub struct ClusterMetrics {
     watch_restarts: IntCounterVec,
     client_errors: IntCounterVec,
     synced: IntGaugeVec,
+    absent: IntGaugeVec,
     policy_denied: IntGaugeVec,
     unenforced: IntGaugeVec,
     invalid_annotations: IntGaugeVec,
@@ -98,6 +103,11 @@ impl ClusterMetrics {
             synced: r.int_gauges(
                 "hopwatch_kube_synced",
                 "1 once the resource has been listed completely at least once.",
+                &["resource"],
+            ),
+            absent: r.int_gauges(
+                "hopwatch_kube_resource_absent",
+                "1 while the API server does not serve a watched optional resource (its CRD is not installed): nothing to list, asked again every minute.",
                 &["resource"],
             ),
             policy_denied: r.int_gauges(
@@ -307,6 +317,24 @@ impl ClusterMetrics {
         self.synced
             .with_label_values(&[resource])
             .set(i64::from(synced));
+    }
+
+    /// Where an optional resource stands. Not watched, it has no series; absent, it counts
+    /// as listed (there is nothing to list), so that a cluster without the CRD does not look
+    /// unsynced.
+    pub fn set_presence(&self, resource: &str, presence: Presence) {
+        if presence == Presence::Off {
+            let _ = self.synced.remove_label_values(&[resource]);
+            let _ = self.absent.remove_label_values(&[resource]);
+            let _ = self.watch_restarts.remove_label_values(&[resource]);
+            return;
+        }
+        self.watch_restarts.with_label_values(&[resource]);
+        let listed = matches!(presence, Presence::Listed | Presence::Absent);
+        self.set_synced(resource, listed);
+        self.absent
+            .with_label_values(&[resource])
+            .set(i64::from(presence == Presence::Absent));
     }
 }
 

@@ -39,6 +39,7 @@ use std::cmp::Reverse;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
+use crate::discovery::gateway::wildcard_matches;
 use crate::discovery::ingress::BackendPort;
 use crate::discovery::model::ObjKey;
 
@@ -210,12 +211,6 @@ pub fn claims_host(rule: &Rule, host: &str) -> bool {
     rule.host
         .as_deref()
         .is_some_and(|h| h == host || wildcard_matches(h, host))
-}
-
-fn wildcard_matches(pattern: &str, host: &str) -> bool {
-    pattern.strip_prefix("*.").is_some_and(|suffix| {
-        host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}"))
-    })
 }
 
 fn nginx(rules: &[Rule], host: &str, path: &str) -> Routing {

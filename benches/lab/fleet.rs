@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hopwatch::agent;
 use hopwatch::cluster;
 use hopwatch::config::{Config, KubernetesConfig};
-use hopwatch::discovery::ingress::{BackendPort, IngressInfo, IngressPath};
+use hopwatch::discovery::ingress::{BackendPort, EdgeKind, IngressInfo, IngressPath};
 use hopwatch::discovery::model::{ObjKey, ServicePort, SliceInfo, SlicePort, TargetPort};
 use hopwatch::discovery::store::Stores;
 use hopwatch::discovery::targets::derive;
@@ -453,12 +453,14 @@ pub fn stores(fleet: Fleet, nodes: usize) -> Stores {
             key.clone(),
             IngressInfo {
                 key,
+                kind: EdgeKind::Ingress,
                 class: Some("nginx".into()),
                 paths: vec![IngressPath {
                     host: host.clone(),
                     path: "/".into(),
                     path_type: "Prefix".into(),
                     backend: Some((backend, BackendPort::Number(80))),
+                    port: None,
                 }],
                 tls_hosts: [host].into_iter().collect(),
                 load_balancer: vec![IpAddr::from([127, 0, 0, 80])],

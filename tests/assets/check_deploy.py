@@ -58,7 +58,8 @@ NAMESPACE = "hopwatch"
 RUNAS = 65532
 # get/list/watch on exactly these, and nothing else.
 RBAC = {("", "services"), ("", "nodes"), ("", "namespaces"), ("discovery.k8s.io", "endpointslices"),
-        ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "networkpolicies")}
+        ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "networkpolicies"),
+        ("gateway.networking.k8s.io", "gateways"), ("gateway.networking.k8s.io", "httproutes")}
 READ_VERBS = {"get", "list", "watch"}
 # `hopwatch trace` (its own ClusterRole, bound by whoever runs trace): what it reads, get and list.
 TRACE_ROLE = "hopwatch-trace"

@@ -24,6 +24,7 @@ if sys.version_info < (3, 10):
 sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 
 import gen_cluster  # noqa: E402
+import kresources  # noqa: E402
 import kstore  # noqa: E402
 from khandler import Handler, fixture_items, resource_by_path  # noqa: E402
 from kstore import ApiError  # noqa: E402
@@ -177,12 +178,16 @@ def parse_args(argv):
                     help="reject namespaced creates in a namespace that does not exist (NamespaceLifecycle)")
     ap.add_argument("--churn-percent", type=float, default=0.0, help="percent of --churn-resource modified per minute")
     ap.add_argument("--churn-resource", default="discovery.k8s.io/v1/endpointslices")
+    ap.add_argument("--gateway-api", action="store_true",
+                    help="serve gateway.networking.k8s.io/v1 gateways and httproutes (as if their CRDs were installed)")
     ap.add_argument("--quiet", action="store_true", help="do not log requests")
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.gateway_api:
+        kresources.serve_gateway_api()
     store = kstore.Store(history_limit=args.history, require_namespaces=args.require_namespaces)
     app = App(args, store)
     for path in args.fixtures:

@@ -194,8 +194,26 @@ RESOURCES = [
              status_subresource=False),
 ]
 
+# The Gateway API is a set of CRDs a cluster may not have: served only with --gateway-api, as a
+# kube-apiserver serves them once their CRDs are installed. Without it, their lists are 404.
+GATEWAY_API = [
+    Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway", "gateway", True, ("gtw",),
+             ("gateway-api",), status_subresource=True),
+    Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", "httproute", True, (),
+             ("gateway-api",), status_subresource=True),
+]
+
 BY_KEY = {r.key: r for r in RESOURCES}
 BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
+
+
+def serve_gateway_api():
+    """Serves the Gateway API kinds too; called before the store is made."""
+    for r in GATEWAY_API:
+        if r.key not in BY_KEY:
+            RESOURCES.append(r)
+            BY_KEY[r.key] = r
+            BY_KIND[(r.api_version, r.kind)] = r
 
 
 def lookup(group, version, plural):

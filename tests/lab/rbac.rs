@@ -16,13 +16,16 @@ use crate::{WAIT, all_healthy};
 const AGENT: &str = "system:serviceaccount:hopwatch:hopwatch";
 const TRACE: &str = "system:serviceaccount:hopwatch:hopwatch-trace";
 /// What the agents watch, as their `resource` label and as kubectl names it.
-const WATCHED: [(&str, &str); 6] = [
+/// Without the Gateway API CRDs, its two are absent, which counts as synced.
+const WATCHED: [(&str, &str); 8] = [
     ("services", "services"),
     ("endpointslices", "endpointslices.discovery.k8s.io"),
     ("nodes", "nodes"),
     ("ingresses", "ingresses.networking.k8s.io"),
     ("networkpolicies", "networkpolicies.networking.k8s.io"),
     ("namespaces", "namespaces"),
+    ("gateways", "gateways.gateway.networking.k8s.io"),
+    ("httproutes", "httproutes.gateway.networking.k8s.io"),
 ];
 const WRITES: [&str; 6] = [
     "create",
