@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -30,6 +31,10 @@ from .state import PREFIX, alive, reap, stop_procs, write_atomic
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DEPLOY = os.path.join(REPO, "deploy")
+GATEWAY_API_FETCH = os.path.join(REPO, "tools", "gateway-api", "fetch")
+# The Gateway API kinds the agents watch, installed from their CRDs so that the API server
+# serves them as a cluster with the Gateway API does.
+GATEWAY_API_CRDS = ("gatewayclasses", "gateways", "httproutes")
 # `up --sharded`: every (node, Service port) pair is connected to once in this period.
 SWEEP_SECONDS = 6
 # The agents' identity: deploy/'s ServiceAccount, bound by deploy/'s ClusterRole.
@@ -231,6 +236,24 @@ class Lab:
         self.cp.start_etcd()
         self.cp.start_apiserver()
         self.cp.start_controller_manager()
+        self.install_gateway_api()
+
+    def install_gateway_api(self):
+        """The Gateway API CRDs ($HOPWATCH_GATEWAY_API_CRDS, else what tools/gateway-api/fetch
+        gives: the module's standard channel, cached), each until the API server serves it."""
+        crds = os.environ.get("HOPWATCH_GATEWAY_API_CRDS")
+        if not crds:
+            out = subprocess.run([GATEWAY_API_FETCH], capture_output=True, text=True)
+            if out.returncode != 0:
+                raise LabError(f"{GATEWAY_API_FETCH} failed: {out.stderr.strip()[-500:]}")
+            crds = out.stdout.strip().splitlines()[-1]
+        for kind in GATEWAY_API_CRDS:
+            path = os.path.join(crds, f"gateway.networking.k8s.io_{kind}.yaml")
+            if not os.path.exists(path):
+                raise LabError(f"the Gateway API CRD {path} is missing: run {GATEWAY_API_FETCH}")
+            self.cp.kubectl("apply", "--server-side", "-f", path)
+        self.cp.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                        *(f"crd/{kind}.gateway.networking.k8s.io" for kind in GATEWAY_API_CRDS))
 
     def create_objects(self):
         """The lab's objects, and the status kubelet and a cloud controller would write."""
